@@ -1,0 +1,162 @@
+"""The control database (SQLAlchemy 2): sources and the delivery ledger.
+
+SQLite by default, PostgreSQL in production. Schema changes go through alembic (migrations/control); `upgrade()`
+brings any database to the newest revision.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from importlib import resources
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+
+class Money(TypeDecorator):
+    """Exact decimal money: NUMERIC(38,18) where the database has it, text on SQLite (whose NUMERIC is a float)."""
+
+    impl = Numeric(38, 18)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(60))
+        return dialect.type_descriptor(Numeric(38, 18, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = Decimal(value)
+        return format(value, "f") if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Decimal(value)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return None if value is None else value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Source(Base):
+    """Where one provider's billing data comes from (a folder, a bucket prefix, an export)."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    provider: Mapped[str] = mapped_column(String(20), nullable=False)
+    format: Mapped[str] = mapped_column(String(30), nullable=False)
+    location: Mapped[str] = mapped_column(Text, nullable=False)
+    options: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    schedule: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="source")
+
+
+class Delivery(Base):
+    """The ledger: one attempt to load one source's statement of one billing period, with its proof."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), nullable=False, index=True)
+    # Null only when the ingest failed before the files' billing periods could be read.
+    billing_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    billing_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # running -> loaded | failed; a loaded delivery becomes "replaced" when a newer one of its period lands.
+    status: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    identity: Mapped[str | None] = mapped_column(String(64), index=True)
+    files: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    raw_rows: Mapped[int | None] = mapped_column(Integer)
+    raw_billed_cost: Mapped[Decimal | None] = mapped_column(Money)
+    raw_effective_cost: Mapped[Decimal | None] = mapped_column(Money)
+    landed_rows: Mapped[int | None] = mapped_column(Integer)
+    landed_billed_cost: Mapped[Decimal | None] = mapped_column(Money)
+    landed_effective_cost: Mapped[Decimal | None] = mapped_column(Money)
+    tolerated: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    replaced_by: Mapped[str | None] = mapped_column(String(36))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+    source: Mapped[Source] = relationship(back_populates="deliveries")
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_con, _record):
+            cur = dbapi_con.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    return engine
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("migrations") / "control"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    """Bring the control database at `url` to the newest schema revision."""
+    from alembic import command
+
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), "head")

@@ -1,0 +1,241 @@
+"""The cost query: one parser and one SQL builder, used by both the CLI and the API.
+
+A query names a window of charge periods [start, end), a granularity (day or month), dimensions to group by
+(FOCUS columns or `tag:<key>`), filters (same keys; several values of one key are OR-ed, different keys AND-ed)
+and one cost metric. Results are exact decimals, one row per period, group and currency; totals are per currency,
+because two currencies are never added.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import duckdb
+
+from app.focus import COST_METRICS, DIMENSIONS, canonical_dimension
+from app.warehouse import COST_TABLE
+
+GRANULARITIES = ("day", "month")
+DEFAULT_METRIC = "EffectiveCost"
+MAX_ROWS = 1_000_000
+
+
+class QueryError(ValueError):
+    """A query parameter is invalid; `parameter` names it (API problem details, CLI messages)."""
+
+    def __init__(self, parameter: str, message: str):
+        self.parameter, self.message = parameter, message
+        super().__init__(f"{parameter}: {message}")
+
+
+@dataclass(frozen=True)
+class CostQuery:
+    start: date | None = None
+    end: date | None = None  # exclusive
+    granularity: str = "month"
+    group_by: tuple[str, ...] = ()
+    filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    metric: str = DEFAULT_METRIC
+    limit: int = 100_000
+
+    def echo(self) -> dict:
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "granularity": self.granularity,
+            "group_by": list(self.group_by),
+            "filter": {k: list(v) for k, v in self.filters.items()},
+            "metric": self.metric,
+            "limit": self.limit,
+        }
+
+
+@dataclass
+class CostResult:
+    query: CostQuery
+    rows: list[dict]
+    totals: list[dict]
+    truncated: bool = False
+
+    def to_json(self) -> dict:
+        out = {
+            "query": self.query.echo(),
+            "rows": [{**r, "cost": money_str(r["cost"])} for r in self.rows],
+            "totals": [{"currency": t["currency"], "cost": money_str(t["cost"])} for t in self.totals],
+        }
+        if self.truncated:
+            out["truncated"] = True
+        return out
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        keys = ["period", *self.query.group_by, "cost", "currency"]
+        writer.writerow(keys)
+        for r in self.rows:
+            writer.writerow(["" if r[k] is None else (money_str(r[k]) if k == "cost" else r[k]) for k in keys])
+        return buf.getvalue()
+
+
+def money_str(value: Decimal | None) -> str | None:
+    """An exact decimal as text: no exponent, no trailing zeros beyond the cents."""
+    if value is None:
+        return None
+    text = format(Decimal(value).normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+# -- parsing -----------------------------------------------------------------------------------------------------
+_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+
+
+def parse_date(parameter: str, value: str | None) -> date | None:
+    if value in (None, ""):
+        return None
+    if not _DATE.match(value):
+        raise QueryError(parameter, f"{value!r} is not a date (YYYY-MM-DD, or YYYY-MM for a month's first day)")
+    try:
+        return date.fromisoformat(value if len(value) == 10 else value + "-01")
+    except ValueError as exc:
+        raise QueryError(parameter, f"{value!r} is not a valid date ({exc})") from exc
+
+
+def parse_key(parameter: str, key: str) -> str:
+    """The canonical spelling of a group/filter key: a FOCUS column or tag:<key>."""
+    key = key.strip()
+    if key.lower().startswith("tag:"):
+        if not key[4:]:
+            raise QueryError(parameter, "tag: needs a key, e.g. tag:team")
+        return "tag:" + key[4:]
+    canonical = canonical_dimension(key)
+    if canonical is None:
+        raise QueryError(
+            parameter,
+            f"unknown dimension {key!r}; use a FOCUS column ({', '.join(DIMENSIONS[:6])}, ...) or tag:<key>",
+        )
+    return canonical
+
+
+def parse_query(
+    start: str | None = None,
+    end: str | None = None,
+    granularity: str | None = None,
+    group_by: list[str] | None = None,
+    filters: list[str] | None = None,
+    metric: str | None = None,
+    limit: int | None = None,
+) -> CostQuery:
+    granularity = (granularity or "month").lower()
+    if granularity not in GRANULARITIES:
+        raise QueryError("granularity", f"{granularity!r} is not one of {', '.join(GRANULARITIES)}")
+    metric_name = metric or DEFAULT_METRIC
+    canonical_metric = next((m for m in COST_METRICS if m.lower() == metric_name.lower()), None)
+    if canonical_metric is None:
+        raise QueryError("metric", f"{metric_name!r} is not one of {', '.join(COST_METRICS)}")
+    groups: list[str] = []
+    for item in group_by or []:
+        for key in filter(None, (k.strip() for k in item.split(","))):
+            canonical = parse_key("group_by", key)
+            if canonical not in groups:
+                groups.append(canonical)
+    parsed_filters: dict[str, list[str]] = {}
+    for item in filters or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise QueryError("filter", f"{item!r} is not KEY=VALUE (e.g. ProviderName=AWS or tag:team=payments)")
+        parsed_filters.setdefault(parse_key("filter", key), []).append(value)
+    start_d, end_d = parse_date("start", start), parse_date("end", end)
+    if start_d and end_d and start_d >= end_d:
+        raise QueryError("end", f"end ({end_d}) must be after start ({start_d}); end is exclusive")
+    if limit is not None and not (1 <= limit <= MAX_ROWS):
+        raise QueryError("limit", f"must be between 1 and {MAX_ROWS}")
+    return CostQuery(
+        start_d, end_d, granularity, tuple(groups), {k: tuple(v) for k, v in parsed_filters.items()},
+        canonical_metric, limit or 100_000,
+    )
+
+
+# -- running -----------------------------------------------------------------------------------------------------
+def _key_sql(key: str, params: list) -> str:
+    if key.startswith("tag:"):
+        params.append(key[4:])
+        return "Tags[?]"
+    return f'"{key}"'
+
+
+def _add_months(d: date, months: int) -> date:
+    m = d.month - 1 + months
+    return date(d.year + m // 12, m % 12 + 1, 1)
+
+
+def resolve_window(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostQuery:
+    """Fill a missing start/end: by default the latest month that has data (end exclusive)."""
+    if q.start and q.end:
+        return q
+    start, end = q.start, q.end
+    if start is None and end is None:
+        latest = con.execute(f"SELECT max(ChargePeriodStart) FROM {COST_TABLE}").fetchone()[0]
+        anchor = (latest.date() if latest else date.today()).replace(day=1)
+        start, end = anchor, _add_months(anchor, 1)
+    elif start is None:
+        start = _add_months(end.replace(day=1), -1) if end.day == 1 else end.replace(day=1)
+    else:
+        end = _add_months(start.replace(day=1), 1)
+    return CostQuery(start, end, q.granularity, q.group_by, q.filters, q.metric, q.limit)
+
+
+def _where(q: CostQuery, params: list) -> str:
+    clauses = ["ChargePeriodStart >= ?", "ChargePeriodStart < ?"]
+    params += [datetime.combine(q.start, datetime.min.time()), datetime.combine(q.end, datetime.min.time())]
+    for key, values in q.filters.items():
+        wanted = [v for v in values if v != ""]
+        parts = []
+        if wanted:
+            parts.append(f"{_key_sql(key, params)} IN ({', '.join('?' for _ in wanted)})")
+            params += wanted
+        if len(wanted) != len(values):  # an empty value matches rows where the key is missing
+            parts.append(f"{_key_sql(key, params)} IS NULL")
+        clauses.append("(" + " OR ".join(parts) + ")")
+    return " AND ".join(clauses)
+
+
+def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostResult:
+    q = resolve_window(con, q)
+    params: list = []
+    # Tags[?] placeholders come first in the SELECT, so their parameters are bound before the WHERE's.
+    group_exprs = [_key_sql(k, params) for k in q.group_by]
+    trunc = "day" if q.granularity == "day" else "month"
+    select_groups = "".join(f", {e} AS g{i}" for i, e in enumerate(group_exprs))
+    where = _where(q, params)
+    group_positions = ", ".join(str(i) for i in range(1, len(group_exprs) + 3))
+    metric = f'"{q.metric}"'
+    sql = (
+        f"SELECT CAST(date_trunc('{trunc}', ChargePeriodStart) AS DATE) AS period{select_groups}, "
+        f"BillingCurrency AS currency, sum({metric}) AS cost "
+        f"FROM {COST_TABLE} WHERE {where} GROUP BY {group_positions} "
+        f"ORDER BY 1, cost DESC, {group_positions} LIMIT {q.limit + 1}"
+    )
+    fetched = con.execute(sql, params).fetchall()
+    truncated = len(fetched) > q.limit
+    rows = []
+    for rec in fetched[: q.limit]:
+        period, *groups, currency, cost = rec
+        row = {"period": period.isoformat()}
+        row.update(dict(zip(q.group_by, groups)))
+        row.update({"cost": cost if cost is not None else Decimal(0), "currency": currency})
+        rows.append(row)
+    t_params: list = []
+    t_where = _where(q, t_params)
+    totals = [
+        {"currency": cur, "cost": cost if cost is not None else Decimal(0)}
+        for cur, cost in con.execute(
+            f"SELECT BillingCurrency, sum({metric}) FROM {COST_TABLE} WHERE {t_where} GROUP BY 1 ORDER BY 1",
+            t_params,
+        ).fetchall()
+    ]
+    return CostResult(q, rows, totals, truncated)

@@ -1,0 +1,44 @@
+"""Runtime settings, read from the environment (prefix CLOUDTALLY_) or a .env file."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLOUDTALLY_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("cloudtally-data"),
+        description="Folder for the DuckDB warehouse, the SQLite control database and downloaded raw files.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the control database. Default: SQLite file in the data dir. "
+        "Production: postgresql+psycopg://user@host/db.",
+    )
+    warehouse_path: Path | None = Field(None, description="DuckDB file. Default: <data_dir>/warehouse.duckdb.")
+    log_level: str = Field("INFO", description="Python logging level.")
+    warehouse_lock_timeout: float = Field(
+        30.0, description="Seconds to wait for another process to release the DuckDB file before giving up."
+    )
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'control.db').resolve()}"
+
+    @cached_property
+    def resolved_warehouse_path(self) -> Path:
+        return (self.warehouse_path or self.data_dir / "warehouse.duckdb").resolve()
+
+    @property
+    def raw_dir(self) -> Path:
+        """Where connectors keep the files they fetched from remote locations."""
+        return self.data_dir / "raw"
+
+
+def get_settings() -> Settings:
+    return Settings()

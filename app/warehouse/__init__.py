@@ -1,0 +1,247 @@
+"""The DuckDB warehouse: the FOCUS cost table, its versioned DDL, and the one way billing data gets in.
+
+`Warehouse.replace_deliveries` is the only writer of cost rows: inside one DuckDB transaction it deletes what a
+source had for each billing period being delivered, inserts the new rows, recounts what landed and compares it with
+the raw counts and sums the connector computed straight from the files. Any mismatch or error rolls everything
+back, so the previous data for those periods stays.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+COST_TABLE = "cost_and_usage"
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the DuckDB file for longer than the configured lock timeout."""
+
+
+class ReconciliationError(RuntimeError):
+    """What landed in the warehouse differs from what the raw files hold."""
+
+
+class FileLoadError(RuntimeError):
+    """The database refused the rows of one staged file (bad value, constraint); the load was rolled back."""
+
+    def __init__(self, uri: str, cause: Exception):
+        self.uri, self.cause = uri, cause
+        super().__init__(f"{uri}: {cause}")
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Row count and cost sums of a set of billing lines (raw file or landed rows)."""
+
+    rows: int = 0
+    billed_cost: Decimal = Decimal(0)
+    effective_cost: Decimal = Decimal(0)
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            self.rows + other.rows,
+            self.billed_cost + other.billed_cost,
+            self.effective_cost + other.effective_cost,
+        )
+
+    def differences(self, landed: Totals) -> list[str]:
+        out = []
+        for name in ("rows", "billed_cost", "effective_cost"):
+            raw_v, landed_v = getattr(self, name), getattr(landed, name)
+            if raw_v != landed_v:
+                out.append(f"{name}: raw {raw_v} vs landed {landed_v}")
+        return out
+
+
+@dataclass(frozen=True)
+class PeriodLoad:
+    """One delivery to apply: the rows of `billing_period_start` in the staged selects replace the source's."""
+
+    delivery_id: str
+    billing_period_start: datetime
+    raw: Totals
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A SELECT producing warehouse-named columns for one raw file (lineage columns are added by the loader)."""
+
+    uri: str
+    select_sql: str
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every versioned warehouse DDL file, in order."""
+    folder = resources.files("migrations") / "warehouse"
+    out = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            out.append((version, entry.name, entry.read_text()))
+    return sorted(out)
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> None:
+    """Session settings every warehouse connection needs: all timestamps are UTC."""
+    con.execute("SET TimeZone = 'UTC'")
+
+
+class Warehouse:
+    def __init__(self, path: Path, lock_timeout: float = 30.0):
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A configured connection; waits (bounded) while another process holds the file."""
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(f"no warehouse at {self.path}; run `cloudtally init` or ingest data first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    if "lock" in str(exc).lower():
+                        raise WarehouseBusy(f"warehouse {self.path} is in use by another process: {exc}") from exc
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            configure(con)
+            yield con
+        finally:
+            con.close()
+
+    # -- schema ---------------------------------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply the versioned DDL files not yet applied; returns the schema version."""
+        with self.connect() as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS warehouse_migrations "
+                "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            applied = {v for (v,) in con.execute("SELECT version FROM warehouse_migrations").fetchall()}
+            current = max(applied, default=0)
+            for version, name, sql in migration_files():
+                if version in applied:
+                    continue
+                con.begin()
+                try:
+                    con.execute(sql)
+                    con.execute(
+                        "INSERT INTO warehouse_migrations VALUES (?, ?, ?)",
+                        [version, name, datetime.now(timezone.utc)],
+                    )
+                    con.commit()
+                except Exception:
+                    con.rollback()
+                    raise
+                current = version
+            return current
+
+    @staticmethod
+    def data_version(con: duckdb.DuckDBPyConnection) -> int:
+        return con.execute("SELECT data_version FROM warehouse_state").fetchone()[0]
+
+    # -- the one writer -------------------------------------------------------------------------------------------
+    def replace_deliveries(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source_id: str,
+        loads: list[PeriodLoad],
+        files: list[StagedFile],
+        on_progress: Callable[[str, float], None] | None = None,
+    ) -> dict[str, Totals]:
+        """Replace the source's rows of each delivered billing period with the staged rows, proving the sums.
+
+        Rows of the staged files whose BillingPeriodStart is not among `loads` are not loaded (their period's
+        delivery is unchanged). Returns the landed totals per delivery id. Raises ReconciliationError (or the
+        database error) after rolling back.
+        """
+        ingested_at = datetime.now(timezone.utc)
+        con.begin()
+        try:
+            con.execute("CREATE TEMP TABLE load_periods (period_start TIMESTAMPTZ, delivery_id VARCHAR)")
+            con.executemany(
+                "INSERT INTO load_periods VALUES (?, ?)",
+                [[p.billing_period_start, p.delivery_id] for p in loads],
+            )
+            con.execute(
+                f"DELETE FROM {COST_TABLE} WHERE x_SourceId = ? "
+                "AND BillingPeriodStart IN (SELECT period_start FROM load_periods)",
+                [source_id],
+            )
+            for i, staged in enumerate(files):
+                sql = (
+                    f"INSERT INTO {COST_TABLE} BY NAME "
+                    f"SELECT s.*, ? AS x_SourceId, p.delivery_id AS x_DeliveryId, ? AS x_IngestedAt, "
+                    f"? AS x_SourceFile FROM ({staged.select_sql}) s "
+                    f"JOIN load_periods p ON s.BillingPeriodStart = p.period_start"
+                )
+                params = [source_id, ingested_at, staged.uri]
+                try:
+                    if on_progress is None:
+                        con.execute(sql, params)
+                    else:
+                        _execute_with_progress(
+                            con, sql, params, lambda f, i=i: on_progress(staged.uri, (i + f) / len(files))
+                        )
+                except duckdb.Error as exc:
+                    raise FileLoadError(staged.uri, exc) from exc
+            landed = {
+                delivery_id: Totals(rows, billed or Decimal(0), effective or Decimal(0))
+                for delivery_id, rows, billed, effective in con.execute(
+                    f"SELECT x_DeliveryId, count(*), sum(BilledCost), sum(EffectiveCost) FROM {COST_TABLE} "
+                    "WHERE x_DeliveryId IN (SELECT delivery_id FROM load_periods) GROUP BY x_DeliveryId"
+                ).fetchall()
+            }
+            problems = []
+            for p in loads:
+                diff = p.raw.differences(landed.get(p.delivery_id, Totals()))
+                if diff:
+                    problems.append(f"billing period {p.billing_period_start:%Y-%m-%d}: " + "; ".join(diff))
+            if problems:
+                raise ReconciliationError("landed rows do not reconcile with the raw files: " + " | ".join(problems))
+            con.execute("UPDATE warehouse_state SET data_version = data_version + 1")
+            con.execute("DROP TABLE load_periods")
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        return {p.delivery_id: landed.get(p.delivery_id, Totals()) for p in loads}
+
+
+def _execute_with_progress(con, sql, params, report: Callable[[float], None]) -> None:
+    """Run one statement while a watcher thread reports DuckDB's own progress estimate (0..1)."""
+    done = threading.Event()
+
+    def watch():
+        while not done.wait(0.2):
+            try:
+                pct = con.query_progress()
+            except Exception:  # the connection may be between states; progress is best-effort
+                continue
+            if pct is not None and pct >= 0:
+                report(min(pct, 100.0) / 100.0)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        con.execute(sql, params)
+    finally:
+        done.set()
+        watcher.join()
+    report(1.0)

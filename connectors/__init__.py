@@ -1,0 +1,15 @@
+"""Provider connectors. `get_connector(provider)` returns the one that reads that provider's exports."""
+from __future__ import annotations
+
+from connectors.base import Connector, IngestError
+
+
+def get_connector(provider: str) -> Connector:
+    if provider == "focus":
+        from connectors.focus import FocusConnector
+
+        return FocusConnector()
+    raise IngestError(f"no connector for provider {provider!r} (available: focus)")
+
+
+PROVIDERS = ("focus",)

@@ -1,0 +1,87 @@
+"""The protocol every provider connector follows, and the types that cross it.
+
+A connector answers three questions, and nothing else:
+  discover  — which raw files (grouped into candidate deliveries) are at a location?
+  inspect   — for one fetched file: is it readable, what are its raw row counts and cost sums per billing period
+              (computed straight from the file), and what SELECT maps it to the warehouse's FOCUS columns?
+Fetching files (storage.py) and loading/reconciling them (app.ingest, app.warehouse) are shared by all providers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Mapping, Protocol
+
+import duckdb
+
+from app.warehouse import StagedFile, Totals
+
+
+class IngestError(Exception):
+    """Bad input. The message names the file and, where there is one, the row and the column."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None, column: str | None = None):
+        self.message, self.file, self.row, self.column = message, file, row, column
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = [self.file] if self.file else []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column:
+            where.append(f"column {self.column}")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A raw file where the provider left it: a local path or an object-store URL."""
+
+    uri: str
+    size: int | None = None
+    version: str | None = None  # ETag, or mtime for local files
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A raw file on this machine, with the content hash that identifies it across re-deliveries."""
+
+    uri: str
+    path: Path
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Files that together make one or more deliveries (one per billing period found in them)."""
+
+    files: tuple[RemoteFile, ...]
+    label: str = ""
+
+
+@dataclass
+class PeriodStats:
+    period_start: datetime
+    period_end: datetime
+    raw: Totals
+
+
+@dataclass
+class InspectedFile:
+    file: LocalFile
+    staged: StagedFile
+    periods: list[PeriodStats]
+    tolerated: list[str] = field(default_factory=list)
+    # Turns a database error raised while loading `staged` into an IngestError naming the bad row and column.
+    diagnose: Callable[[Exception], IngestError] | None = None
+
+
+class Connector(Protocol):
+    provider: str
+    formats: tuple[str, ...]
+
+    def discover(self, location: str, options: Mapping[str, str], fmt: str) -> list[Candidate]: ...
+
+    def inspect(self, con: duckdb.DuckDBPyConnection, file: LocalFile, fmt: str) -> InspectedFile: ...
