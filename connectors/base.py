@@ -19,7 +19,9 @@ from app.warehouse import StagedFile, Totals
 
 
 class IngestError(Exception):
-    """Bad input. The message names the file and, where there is one, the row and the column."""
+    """Bad input. The message names the file and, where there is one, the row and the column.
+
+    Rows count data rows from 1, as a spreadsheet user sees them below the header; row 0 is the header."""
 
     def __init__(self, message: str, *, file: str | None = None, row: int | None = None, column: str | None = None):
         self.message, self.file, self.row, self.column = message, file, row, column
@@ -27,7 +29,9 @@ class IngestError(Exception):
 
     def __str__(self) -> str:
         where = [self.file] if self.file else []
-        if self.row is not None:
+        if self.row == 0:
+            where.append("header")
+        elif self.row is not None:
             where.append(f"row {self.row}")
         if self.column:
             where.append(f"column {self.column}")

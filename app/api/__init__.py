@@ -1,0 +1,38 @@
+"""The HTTP API (FastAPI): a router per resource under /v1, problem+json errors, OpenAPI for every parameter."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import problems
+from app.api.routers import costs, deliveries, health
+from app.runtime import Runtime
+
+DESCRIPTION = """
+CloudTally serves cloud costs normalized to [FOCUS](https://focus.finops.org) 1.2, exact to the last decimal.
+
+* Money is always a **decimal string** (never a float), in the billing currency of its row; totals are per currency.
+* Time windows are `[start, end)` on `ChargePeriodStart`, in UTC.
+* Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json` documents that name
+  the offending parameter.
+"""
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    rt = runtime or Runtime.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        rt.init()
+        yield
+        rt.close()
+
+    app = FastAPI(title="CloudTally", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = rt
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(costs.router, prefix="/v1")
+    app.include_router(deliveries.router, prefix="/v1")
+    return app

@@ -101,12 +101,13 @@ class Warehouse:
         self.lock_timeout = lock_timeout
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A configured connection; waits (bounded) while another process holds the file."""
+    def connect(self, read_only: bool = False, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A configured connection; waits (at most `timeout`, default the lock timeout) while another process
+        holds the file."""
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"no warehouse at {self.path}; run `cloudtally init` or ingest data first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout
+        deadline = time.monotonic() + (self.lock_timeout if timeout is None else timeout)
         delay = 0.05
         while True:
             try:

@@ -241,7 +241,7 @@ def diagnose(con: duckdb.DuckDBPyConnection, plan: FilePlan, exc: Exception | No
         f"CASE WHEN {cond} THEN {quote_str(str(i))} END" for i, (_, cond, _) in enumerate(checks)
     )
     sql = (
-        f"SELECT __row, list_filter([{labels}], x -> x IS NOT NULL)[1] AS bad "
+        f"SELECT __row, list_filter([{labels}], lambda x: x IS NOT NULL)[1] AS bad "
         f"FROM {plan.opened.ordered_relation()} WHERE bad IS NOT NULL ORDER BY __row LIMIT 1"
     )
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]

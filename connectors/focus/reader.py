@@ -108,7 +108,7 @@ def _read_csv_head(file: LocalFile, gzipped: bool) -> tuple[list[str], list[list
     if best != "," and counts[best] > counts[","]:
         shown = {"\t": "tab"}.get(best, repr(best))
         raise IngestError(
-            f"the header is separated by {shown}, not commas; FOCUS CSV files must be comma-separated",
+            f"fields are separated by {shown}, not commas; FOCUS CSV files must be comma-separated",
             file=file.uri,
             row=0,
         )
@@ -143,6 +143,8 @@ def first_line(exc: Exception) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         return type(exc).__name__
+    if "GZIP" in text or "gzip" in text:
+        return "cannot decompress: gzip data is truncated or corrupt"
     m = re.search(r"CSV Error on Line: (\d+)", text)
     if m:
         reason = next(

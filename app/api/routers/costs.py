@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from typing import Literal
+
+import duckdb
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from app.api.deps import warehouse
+from app.api.problems import PROBLEM_RESPONSES
+from app.costs import DEFAULT_METRIC, MAX_ROWS, parse_query, run_query
+
+router = APIRouter(tags=["costs"])
+
+
+class CurrencyTotal(BaseModel):
+    currency: str = Field(description="ISO 4217 billing currency.")
+    cost: str = Field(description="Exact decimal string.", examples=["1234.56"])
+
+
+class CostsResponse(BaseModel):
+    query: dict = Field(description="The parsed query, with the defaulted window filled in.")
+    rows: list[dict[str, str | None]] = Field(
+        description="One row per period, group and currency: `period` (YYYY-MM-DD, the day or the month's first "
+        "day), one key per group_by entry (null where a tag is missing), `cost` (decimal string) and `currency`."
+    )
+    totals: list[CurrencyTotal] = Field(description="Sum of the metric per currency over the whole query.")
+    truncated: bool | None = Field(None, description="Present and true when `limit` cut the rows; totals are whole.")
+
+
+@router.get(
+    "/costs",
+    summary="Costs over time, grouped and filtered",
+    response_model=None,
+    responses={200: {"model": CostsResponse, "content": {"text/csv": {}}}, **PROBLEM_RESPONSES},
+)
+def get_costs(
+    con: duckdb.DuckDBPyConnection = Depends(warehouse),
+    start: str | None = Query(
+        None, description="First day of the window (YYYY-MM-DD, or YYYY-MM for the month's first day). "
+        "Default: the first day of the latest month with data, or one month before `end`.", examples=["2024-09-01"],
+    ),
+    end: str | None = Query(
+        None, description="Day after the window (exclusive), same formats. Default: one month after `start`.",
+        examples=["2024-10-01"],
+    ),
+    granularity: Literal["day", "month"] = Query("month", description="Bucket of the `period` column."),
+    group_by: list[str] = Query(
+        [], description="Dimensions to group by, repeated or comma-separated: any FOCUS text column "
+        "(ProviderName, ServiceName, SubAccountId, RegionId, ChargeCategory, ...), x_SourceId, or tag:<key>.",
+        examples=["ServiceName"],
+    ),
+    filter: list[str] = Query(
+        [], description="KEY=VALUE, repeatable. Keys as for group_by. Values of one key are OR-ed, different keys "
+        "AND-ed. An empty value (tag:team=) matches rows where the key is missing.", examples=["ProviderName=AWS"],
+    ),
+    metric: Literal["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"] = Query(
+        DEFAULT_METRIC, description="FOCUS cost metric to sum: BilledCost (invoice), EffectiveCost (amortized), "
+        "ListCost (public price) or ContractedCost (negotiated price)."
+    ),
+    limit: int = Query(100_000, ge=1, le=MAX_ROWS, description="Maximum number of rows returned."),
+    format: Literal["json", "csv"] = Query("json", description="Response format: JSON document or CSV table."),
+) -> Response:
+    """Sum a FOCUS cost metric over `[start, end)` by period and the requested dimensions.
+
+    Every amount is an exact decimal string in its row's billing currency; two currencies are never added."""
+    q = parse_query(start, end, granularity, group_by, filter, metric, limit)
+    result = run_query(con, q)
+    if format == "csv":
+        return Response(result.to_csv(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="costs.csv"'})
+    return JSONResponse(result.to_json())

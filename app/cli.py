@@ -1,0 +1,297 @@
+"""The `cloudtally` command line (typer + rich). Exit codes: 0 success, 1 the operation failed, 2 usage error."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app import __version__
+
+app = typer.Typer(
+    help="CloudTally: cloud billing exports normalized to FOCUS, exact to the cent.\n\n"
+    "Settings come from CLOUDTALLY_* environment variables (see README); --data-dir overrides CLOUDTALLY_DATA_DIR.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+export_app = typer.Typer(help="Write warehouse data out in open formats.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def runtime():
+    from app.runtime import Runtime
+
+    rt = Runtime.from_env()
+    rt.init()
+    return rt
+
+
+@app.callback()
+def main_options(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data folder (default ./cloudtally-data)."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        out.print(f"cloudtally {__version__}")
+        raise typer.Exit(0)
+    if data_dir is not None:
+        os.environ["CLOUDTALLY_DATA_DIR"] = str(data_dir)
+
+
+@app.command()
+def init() -> None:
+    """Create (or upgrade) the warehouse and the control database."""
+    rt = runtime()
+    out.print(f"warehouse: {rt.settings.resolved_warehouse_path}")
+    out.print(f"control database: {rt.engine.url.render_as_string(hide_password=True)}")
+
+
+def _parse_options(items: list[str]) -> dict[str, str]:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--option {item!r} is not KEY=VALUE", 2)
+        options[key] = value
+    return options
+
+
+@app.command()
+def ingest(
+    location: str = typer.Argument(..., help="A FOCUS file or folder (CSV, gzip CSV, Parquet), or s3://bucket/prefix."),
+    source: str = typer.Option(..., "--source", "-s", help="Source name; created on first use."),
+    fmt: str = typer.Option("focus", "--format", help="Export format of the files. Today: focus."),
+    option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE for the location, e.g. endpoint_url=…"),
+    output: str = typer.Option("table", "--output", help="How to print the ledger rows: table or json."),
+) -> None:
+    """Load billing files into the warehouse: one delivery per billing period, reconciled to the raw files."""
+    from app.ingest import SourceConflict, ingest as run_ingest
+    from app.ledger import delivery_view
+    from connectors.base import IngestError
+
+    if fmt != "focus":
+        fail(f"--format {fmt!r} is not supported by the quick path; use focus", 2)
+    if output not in ("table", "json"):
+        fail("--output must be table or json", 2)
+    rt = runtime()
+    try:
+        with _progress() as bar:
+            task = bar.add_task("starting", total=1.0)
+            result = run_ingest(rt, source, location, options=_parse_options(option),
+                                progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))
+    except (IngestError, SourceConflict) as exc:
+        fail(str(exc))
+    views = [delivery_view(d, source) | {"outcome": "loaded"} for d in result.loaded] + [
+        delivery_view(d, source) | {"outcome": "unchanged"} for d in result.unchanged
+    ]
+    views.sort(key=lambda v: v["billing_period_start"])
+    if output == "json":
+        print(json.dumps(views, indent=2))
+        return
+    print_deliveries(views)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<40}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+        console=err, transient=False, disable=not err.is_terminal and os.environ.get("CLOUDTALLY_PROGRESS") != "1",
+    )
+
+
+def print_deliveries(views: list[dict]) -> None:
+    table = Table(title="Deliveries", show_lines=False)
+    for col in ("billing period", "status", "raw rows", "landed rows", "raw BilledCost", "landed BilledCost",
+                "raw EffectiveCost", "landed EffectiveCost", "ms", "id"):
+        table.add_column(col, justify="right" if "rows" in col or "Cost" in col or col == "ms" else "left")
+    for v in views:
+        status = v.get("outcome", v["status"])
+        table.add_row(
+            (v["billing_period_start"] or "-")[:7], status, str(v["raw"]["rows"]), str(v["landed"]["rows"]),
+            v["raw"]["billed_cost"] or "", v["landed"]["billed_cost"] or "", v["raw"]["effective_cost"] or "",
+            v["landed"]["effective_cost"] or "", str(v["duration_ms"] or ""), v["id"],
+        )
+    out.print(table)
+    notes = sorted({n for v in views for n in v["tolerated"]})
+    if notes:
+        out.print("[bold]Tolerated in the input:[/]")
+        for n in notes:
+            out.print(f"  - {n}", highlight=False)
+    for v in views:
+        if v["error"]:
+            out.print(f"[red]{(v['billing_period_start'] or '-')[:7]}: {v['error']}[/]", highlight=False)
+
+
+@app.command()
+def deliveries(
+    source: Optional[str] = typer.Option(None, "--source", "-s", help="Only this source."),
+    status: Optional[str] = typer.Option(None, "--status", help="running, loaded, replaced or failed."),
+    limit: int = typer.Option(50, "--limit", help="Newest first, at most this many."),
+    output: str = typer.Option("table", "--output", help="table or json."),
+) -> None:
+    """List the delivery ledger: files, raw and landed counts and sums, status, errors."""
+    from app.ledger import list_deliveries
+
+    rt = runtime()
+    with rt.sessions() as session:
+        views = list_deliveries(session, source, status, None, limit)
+    if output == "json":
+        print(json.dumps(views, indent=2))
+    else:
+        print_deliveries(views)
+
+
+@app.command()
+def costs(
+    start: Optional[str] = typer.Option(None, help="First day (YYYY-MM-DD or YYYY-MM). Default: latest month."),
+    end: Optional[str] = typer.Option(None, help="Day after the window (exclusive)."),
+    granularity: str = typer.Option("month", help="day or month."),
+    group_by: list[str] = typer.Option([], "--group-by", "-g", help="FOCUS column or tag:<key>; repeatable."),
+    filter: list[str] = typer.Option([], "--filter", "-f", help="KEY=VALUE; repeatable (same key: OR)."),
+    metric: str = typer.Option("EffectiveCost", help="BilledCost, EffectiveCost, ListCost or ContractedCost."),
+    limit: int = typer.Option(100_000, help="Maximum rows."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json."),
+) -> None:
+    """Sum a cost metric by period and dimensions (the same query as GET /v1/costs)."""
+    from app.costs import QueryError, money_str, parse_query, run_query
+
+    if fmt not in ("table", "csv", "json"):
+        fail("--format must be table, csv or json", 2)
+    try:
+        q = parse_query(start, end, granularity, group_by, filter, metric, limit)
+    except QueryError as exc:
+        fail(f"--{exc.parameter.replace('_', '-')}: {exc.message}", 2)
+    rt = runtime()
+    with rt.warehouse.connect(read_only=True) as con:
+        result = run_query(con, q)
+    if fmt == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    elif fmt == "csv":
+        sys.stdout.write(result.to_csv())
+    else:
+        echo = result.query
+        table = Table(title=f"{echo.metric} {echo.start} → {echo.end} (end exclusive), by {echo.granularity}")
+        for col in ("period", *echo.group_by, "cost", "currency"):
+            table.add_column(col, justify="right" if col == "cost" else "left")
+        for r in result.rows:
+            table.add_row(r["period"], *[str(r[g]) if r[g] is not None else "—" for g in echo.group_by],
+                          money_str(r["cost"]), r["currency"])
+        for t in result.totals:
+            table.add_row("[bold]total", *["" for _ in echo.group_by], f"[bold]{money_str(t['cost'])}", t["currency"])
+        out.print(table)
+        if result.truncated:
+            err.print(f"[yellow]rows cut at --limit {echo.limit}; totals cover everything[/]")
+
+
+@export_app.command("focus")
+def export_focus(
+    out_dir: Path = typer.Argument(..., help="Folder to write focus_cost_and_usage.<format> and focus_metadata.json."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet (typed; for the FOCUS validator) or csv."),
+    focus_version: str = typer.Option("1.2", "--focus-version", help="1.2, or 1.3 to add the 1.3 columns."),
+    source: Optional[str] = typer.Option(None, "--source", help="Only this source."),
+    billing_period: Optional[str] = typer.Option(None, "--billing-period", help="Only this billing period (YYYY-MM)."),
+) -> None:
+    """Export the warehouse as a FOCUS Cost and Usage file, with FOCUS column names and metadata."""
+    from app.costs import QueryError, parse_date
+    from app.export import FORMATS, export_focus as run_export
+
+    if fmt not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}", 2)
+    if focus_version not in ("1.2", "1.3"):
+        fail("--focus-version must be 1.2 or 1.3", 2)
+    try:
+        period = parse_date("billing-period", billing_period)
+    except QueryError as exc:
+        fail(f"--{exc.parameter}: {exc.message}", 2)
+    start = datetime(period.year, period.month, 1, tzinfo=timezone.utc) if period else None
+    rt = runtime()
+    with rt.warehouse.connect(read_only=True) as con:
+        result = run_export(con, out_dir, fmt, focus_version, source, start)
+    out.print(f"wrote {result.rows} rows, {len(result.columns)} columns to {result.data_file}")
+    out.print(f"metadata: {result.metadata_file}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 in a container)."),
+    port: int = typer.Option(8000, help="TCP port."),
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from app.api import create_app
+
+    rt = runtime()
+    out.print(f"CloudTally API on http://{host}:{port} (docs: /docs)")
+    uvicorn.run(create_app(rt), host=host, port=port, log_level=rt.settings.log_level.lower())
+
+
+@app.command()
+def demo(
+    serve_api: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API after loading."),
+    host: str = typer.Option("127.0.0.1", help="Interface for the API."),
+    port: int = typer.Option(8000, help="Port for the API."),
+) -> None:
+    """Generate a realistic 3-cloud FOCUS dataset (seeded), ingest it through the real connector, print a
+    summary of last month, then serve the API."""
+    from app import demo as demo_data
+    from app.costs import money_str, parse_query, run_query
+    from app.ingest import ingest as run_ingest
+    from connectors.base import IngestError
+
+    rt = runtime()
+    folder = rt.settings.data_dir / "demo-exports"
+    out.print(f"writing demo FOCUS exports to {folder}")
+    exports = demo_data.write_exports(folder)
+    with _progress() as bar:
+        for name, path in exports.items():
+            task = bar.add_task(name, total=1.0)
+            try:
+                run_ingest(rt, name, str(path),
+                           progress=lambda msg, frac, t=task: bar.update(t, description=f"{name}: {msg}", completed=frac))
+            except IngestError as exc:
+                fail(str(exc))
+    month = demo_data.LAST_MONTH
+    with rt.warehouse.connect(read_only=True) as con:
+        for dim in ("ProviderName", "tag:team"):
+            result = run_query(con, parse_query(start=month, group_by=[dim], metric="EffectiveCost"))
+            table = Table(title=f"EffectiveCost {month} by {dim}")
+            table.add_column(dim)
+            table.add_column("cost", justify="right")
+            table.add_column("currency")
+            for r in result.rows:
+                table.add_row(r[dim] or "(untagged)", money_str(r["cost"]), r["currency"])
+            for t in result.totals:
+                table.add_row("[bold]total", f"[bold]{money_str(t['cost'])}", t["currency"])
+            out.print(table)
+    if serve_api:
+        import uvicorn
+
+        from app.api import create_app
+
+        out.print(f"API on http://{host}:{port}  (try /v1/costs?group_by=ServiceName, docs at /docs)")
+        out.print("[yellow]demo mode: the API is open to anyone who can reach this address[/]")
+        uvicorn.run(create_app(rt), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
