@@ -205,6 +205,9 @@ def export_focus(
     focus_version: str = typer.Option("1.2", "--focus-version", help="1.2, or 1.3 to add the 1.3 columns."),
     source: Optional[str] = typer.Option(None, "--source", help="Only this source."),
     billing_period: Optional[str] = typer.Option(None, "--billing-period", help="Only this billing period (YYYY-MM)."),
+    all_columns: bool = typer.Option(
+        False, "--all-columns", help="Write every column of the FOCUS version, even those empty in this data."
+    ),
 ) -> None:
     """Export the warehouse as a FOCUS Cost and Usage file, with FOCUS column names and metadata."""
     from app.costs import QueryError, parse_date
@@ -221,7 +224,7 @@ def export_focus(
     start = datetime(period.year, period.month, 1, tzinfo=timezone.utc) if period else None
     rt = runtime()
     with rt.warehouse.connect(read_only=True) as con:
-        result = run_export(con, out_dir, fmt, focus_version, source, start)
+        result = run_export(con, out_dir, fmt, focus_version, source, start, all_columns)
     out.print(f"wrote {result.rows} rows, {len(result.columns)} columns to {result.data_file}")
     out.print(f"metadata: {result.metadata_file}")
 

@@ -3,7 +3,8 @@
 Typed Parquet by default (IDs as strings, periods as UTC timestamps, costs as DECIMAL(38,18), Tags and other
 key-value columns as JSON text), which is what the FinOps Foundation's validator reads without type-inference
 surprises. Mandatory columns are always written; other columns only where at least one exported row has a value
-(an absent conditional column says "not supported by this data", an all-null one would claim the opposite).
+(an absent conditional column says "not supported by this data", an all-null one would claim the opposite), unless
+`all_columns` asks for every column of the FOCUS version (for tools that expect the full column set).
 Tag values are strings: the warehouse keeps tags as MAP(VARCHAR, VARCHAR), so a valueless tag that a source wrote
 as JSON `true` is exported as the string "true".
 """
@@ -50,6 +51,7 @@ def export_focus(
     focus_version: str = "1.2",
     source: str | None = None,
     billing_period: datetime | None = None,
+    all_columns: bool = False,
 ) -> ExportResult:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
@@ -65,7 +67,7 @@ def export_focus(
     non_null = ", ".join(f'count("{n}")' for n in names)
     counts = con.execute(f"SELECT count(*), {non_null} FROM {COST_TABLE} WHERE {where_sql}", params).fetchone()
     rows, per_column = counts[0], dict(zip(names, counts[1:]))
-    keep = [n for n in names if BY_NAME[n].mandatory or per_column[n] > 0]
+    keep = [n for n in names if all_columns or BY_NAME[n].mandatory or per_column[n] > 0]
     lineage = [n for n, _ in LINEAGE_COLUMNS]
     columns = keep + lineage
     out_dir.mkdir(parents=True, exist_ok=True)
