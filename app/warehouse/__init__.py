@@ -91,8 +91,11 @@ def migration_files() -> list[tuple[int, str, str]]:
 
 
 def configure(con: duckdb.DuckDBPyConnection) -> None:
-    """Session settings every warehouse connection needs: all timestamps are UTC."""
+    """Session settings every warehouse connection needs: all timestamps are UTC; progress is tracked (for our own
+    bars) but DuckDB never prints its bar into the CLI's output."""
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
 
 
 class Warehouse:

@@ -138,18 +138,17 @@ def _open_parquet(con: duckdb.DuckDBPyConnection, file: LocalFile) -> OpenedFile
 
 
 def first_line(exc: Exception) -> str:
-    """DuckDB's error text, condensed: the message and, for CSV errors, the line and the reason."""
+    """DuckDB's error text, condensed to one line: the message, or for CSV errors the line and the reason."""
     text = str(exc)
+    if "GZIP" in text or "gzip" in text:
+        return "cannot decompress: gzip data is truncated or corrupt"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         return type(exc).__name__
-    if "GZIP" in text or "gzip" in text:
-        return "cannot decompress: gzip data is truncated or corrupt"
     m = re.search(r"CSV Error on Line: (\d+)", text)
     if m:
-        reason = next(
-            (ln for ln in lines[1:] if not ln.startswith(("Original Line", "Possible fixes", "*", "file =", "delimiter", "quote", "escape", "new_line", "header", "skip_rows", "comment", "strict_mode", "date_format", "timestamp_format", "null_padding", "sample_size", "ignore_errors", "all_varchar", "Parser options", "LINE "))),
-            "",
-        )
+        # DuckDB's layout: the error line, "Original Line: ...", the reason, then "Possible fixes:" and options.
+        body = lines[1:lines.index("Possible fixes:")] if "Possible fixes:" in lines else lines[1:]
+        reason = next((ln for ln in body if not ln.startswith("Original Line")), "")
         return f"CSV error on line {m.group(1)}: {reason}".rstrip(": ")
     return re.sub(r"^[A-Za-z ]+Error: ", "", lines[0])
