@@ -168,7 +168,7 @@ def costs(
     fmt: str = typer.Option("table", "--format", help="table, csv or json."),
 ) -> None:
     """Sum a cost metric by period and dimensions (the same query as GET /v1/costs)."""
-    from app.costs import QueryError, money_str, parse_query, run_query
+    from app.costs import QueryError, cents_str, parse_query, run_query
 
     if fmt not in ("table", "csv", "json"):
         fail("--format must be table, csv or json", 2)
@@ -190,10 +190,11 @@ def costs(
             table.add_column(col, justify="right" if col == "cost" else "left")
         for r in result.rows:
             table.add_row(r["period"], *[str(r[g]) if r[g] is not None else "—" for g in echo.group_by],
-                          money_str(r["cost"]), r["currency"])
+                          cents_str(r["cost"]), r["currency"])
         for t in result.totals:
-            table.add_row("[bold]total", *["" for _ in echo.group_by], f"[bold]{money_str(t['cost'])}", t["currency"])
+            table.add_row("[bold]total", *["" for _ in echo.group_by], f"[bold]{cents_str(t['cost'])}", t["currency"])
         out.print(table)
+        err.print("amounts rounded to the cent for display; --format json or csv gives them exactly")
         if result.truncated:
             err.print(f"[yellow]rows cut at --limit {echo.limit}; totals cover everything[/]")
 
@@ -253,7 +254,7 @@ def demo(
     """Generate a realistic 3-cloud FOCUS dataset (seeded), ingest it through the real connector, print a
     summary of last month, then serve the API."""
     from app import demo as demo_data
-    from app.costs import money_str, parse_query, run_query
+    from app.costs import cents_str, parse_query, run_query
     from app.ingest import ingest as run_ingest
     from connectors.base import IngestError
 
@@ -278,9 +279,9 @@ def demo(
             table.add_column("cost", justify="right")
             table.add_column("currency")
             for r in result.rows:
-                table.add_row(r[dim] or "(untagged)", money_str(r["cost"]), r["currency"])
+                table.add_row(r[dim] or "(untagged)", cents_str(r["cost"]), r["currency"])
             for t in result.totals:
-                table.add_row("[bold]total", f"[bold]{money_str(t['cost'])}", t["currency"])
+                table.add_row("[bold]total", f"[bold]{cents_str(t['cost'])}", t["currency"])
             out.print(table)
     if serve_api:
         import uvicorn

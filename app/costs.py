@@ -11,8 +11,8 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
 
@@ -88,6 +88,13 @@ def money_str(value: Decimal | None) -> str | None:
     text = format(Decimal(value).normalize(), "f")
     whole, _, frac = text.partition(".")
     return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def cents_str(value: Decimal | None) -> str | None:
+    """For human tables only: rounded half-up to the cent. JSON and CSV always carry the exact amount."""
+    if value is None:
+        return None
+    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 # -- parsing -----------------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def export_focus(
     data_file = out_dir / f"focus_cost_and_usage.{fmt}"
     tmp = data_file.with_name(data_file.name + ".tmp")
     select = f"SELECT {', '.join(_select_expr(n, fmt) for n in columns)} FROM {COST_TABLE} WHERE {where_sql} " \
-             f"ORDER BY BillingPeriodStart, ChargePeriodStart, x_SourceId"
+             f"ORDER BY BillingPeriodStart, ChargePeriodStart, x_SourceId, rowid"  # rowid: same data, same file
     options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
     target = str(tmp).replace("'", "''")
     con.execute(f"COPY ({select}) TO '{target}' ({options})", params)

@@ -76,3 +76,16 @@ def test_partial_or_other_dataset_files_are_refused_naming_missing_columns(sampl
     assert result.exit_code == 1
     assert "missing mandatory FOCUS columns" in result.stderr
     assert "ServiceName" in result.stderr and sample.rsplit("/", 1)[-1] in result.stderr.replace("\n", "")
+
+
+def test_folder_names_are_layout_not_columns(samples, tmp_path):
+    """Exports sit in folders like BillingPeriodStart=2026-05/; those must not become (or clash with) columns."""
+    src = samples / "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.typed.parquet"
+    folder = tmp_path / "exp" / "BillingPeriodStart=1999-01" / "ServiceName=x"
+    folder.mkdir(parents=True)
+    (folder / "part-0.parquet").write_bytes(src.read_bytes())
+    (folder / "part-1.csv").write_bytes((src.parent / "focus_1_2_cost_and_usage_gcp.csv").read_bytes())
+    ledger = cli_json("ingest", str(tmp_path / "exp"), "--source", "s", "--output", "json",
+                      env={"CLOUDTALLY_DATA_DIR": str(tmp_path / "data")})
+    assert [d["billing_period_start"] for d in ledger] == ["2026-05-01T00:00:00Z"]
+    assert not any("ignored" in note for note in ledger[0]["tolerated"])

@@ -91,3 +91,16 @@ def test_real_focus_1_0_sample_fails_only_where_its_data_does(shared_dir, sample
     tolerated = set(report["tolerated"])
     assert set(FF10_SOURCE_DEFECTS) <= tolerated
     assert not any(r.startswith("ChargeFrequency") for r in tolerated)
+
+
+def test_demo_data_passes_with_the_criteria_it_claims(shared_dir, tmp_path):
+    from app.demo import VALIDATOR_CRITERIA
+
+    env = {"CLOUDTALLY_DATA_DIR": str(tmp_path / "d")}
+    assert cli("demo", "--no-serve", env=env).exit_code == 0
+    out = export(env, tmp_path / "out")
+    proc, report = validate(shared_dir, out, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    proc, report = validate(shared_dir, out, "--criteria", ",".join(VALIDATOR_CRITERIA), tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert len(report["passed"]) > 300

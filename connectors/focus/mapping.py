@@ -123,7 +123,7 @@ def value_expr(plan: ColumnPlan, normalize: dict[str, str] | None = None) -> str
     text = ref if typ == "VARCHAR" else f"CAST({ref} AS VARCHAR)"
     if normalize:
         cases = " ".join(f"WHEN {quote_str(k)} THEN {quote_str(v)}" for k, v in normalize.items())
-        return f"CASE {text} {cases} ELSE {text} END"
+        return f"CASE {text} {cases} ELSE NULLIF({text}, '') END"
     return f"NULLIF({text}, '')"
 
 

@@ -81,7 +81,7 @@ def _open_csv(file: LocalFile, gzipped: bool) -> OpenedFile:
     relation = (
         f"read_csv({quote_str(str(file.path))}, header = true, auto_detect = false, delim = ',', quote = '\"', "
         f"escape = '\"', columns = {col_spec}, nullstr = {nulls}, strict_mode = true, "
-        f"compression = {quote_str('gzip' if gzipped else 'none')})"
+        f"compression = {quote_str('gzip' if gzipped else 'none')}, hive_partitioning = false)"
     )
     notes = []
     literal = sorted({v for row in sample for v in row if v in NULL_LITERALS})
@@ -124,7 +124,8 @@ def _read_csv_head(file: LocalFile, gzipped: bool) -> tuple[list[str], list[list
 
 # -- Parquet -----------------------------------------------------------------------------------------------------
 def _open_parquet(con: duckdb.DuckDBPyConnection, file: LocalFile) -> OpenedFile:
-    relation = f"read_parquet({quote_str(str(file.path))}, file_row_number = true)"
+    # Folder names such as billing_period=2026-10 are layout, not data: no hive partition columns.
+    relation = f"read_parquet({quote_str(str(file.path))}, file_row_number = true, hive_partitioning = false)"
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
