@@ -95,91 +95,103 @@ def ingest(
                     inspected.append(connector.inspect(con, local, fmt))
                 return _load(rt, session, con, source, inspected, started, t0, report)
         except IngestError as exc:
-            if not getattr(exc, "recorded", False):
+            if not exc.recorded:
                 _record_failure(session, source, files_seen, str(exc), started, t0)
             raise
 
 
-def _load(rt, session, con, source, inspected, started, t0, report) -> IngestResult:
-    result = IngestResult(source.name)
-    periods: dict[datetime, dict] = {}
+@dataclass
+class _Period:
+    """What the inspected files state about one billing period: a delivery to make, unless nothing changed."""
+
+    start: datetime
+    end: datetime
+    raw: Totals = field(default_factory=Totals)
+    files: list[dict] = field(default_factory=list)
+    tolerated: set[str] = field(default_factory=set)
+
+
+def _periods(inspected: list[InspectedFile]) -> list[_Period]:
+    periods: dict[datetime, _Period] = {}
     for f in inspected:
         for ps in f.periods:
-            entry = periods.setdefault(
-                ps.period_start, {"end": ps.period_end, "raw": Totals(), "files": [], "tolerated": []}
-            )
-            entry["end"] = max(entry["end"], ps.period_end)
-            entry["raw"] = entry["raw"] + ps.raw
-            entry["files"].append({
+            p = periods.setdefault(ps.period_start, _Period(ps.period_start, ps.period_end))
+            p.end = max(p.end, ps.period_end)
+            p.raw = p.raw + ps.raw
+            p.files.append({
                 "uri": f.file.uri, "bytes": f.file.size, "sha256": f.file.sha256, "rows": ps.raw.rows,
                 "billed_cost": str(ps.raw.billed_cost), "effective_cost": str(ps.raw.effective_cost),
             })
-            entry["tolerated"].extend(f"{_short(f.file.uri)}: {note}" for note in f.tolerated)
+            p.tolerated.update(f"{_short(f.file.uri)}: {note}" for note in f.tolerated)
+    return sorted(periods.values(), key=lambda p: p.start)
 
+
+def _load(rt, session, con, source, inspected, started, t0, report) -> IngestResult:
+    result = IngestResult(source.name)
     present = {d for (d,) in con.execute(
         f"SELECT DISTINCT x_DeliveryId FROM {COST_TABLE} WHERE x_SourceId = ?", [source.name]
     ).fetchall()}
-    pending: list[tuple[Delivery, PeriodLoad]] = []
-    for start, entry in sorted(periods.items()):
-        identity = _identity(source, start, entry["files"])
-        current = session.scalar(
-            select(Delivery).where(
-                Delivery.source_id == source.id, Delivery.billing_period_start == start, Delivery.status == "loaded"
-            ).order_by(Delivery.started_at.desc())
-        )
+    pending: list[Delivery] = []
+    for period in _periods(inspected):
+        identity = _identity(source, period.start, period.files)
+        current = _current_delivery(session, source, period.start)
         if current is not None and current.identity == identity and current.id in present:
             result.unchanged.append(current)
             continue
-        delivery = Delivery(
-            source_id=source.id, billing_period_start=start, billing_period_end=entry["end"], status="running",
-            identity=identity, files=entry["files"], raw_rows=entry["raw"].rows,
-            raw_billed_cost=entry["raw"].billed_cost, raw_effective_cost=entry["raw"].effective_cost,
-            tolerated=sorted(set(entry["tolerated"])), started_at=started,
-        )
-        session.add(delivery)
-        session.flush()
-        pending.append((delivery, PeriodLoad(delivery.id, start, entry["raw"])))
+        pending.append(Delivery(
+            source_id=source.id, billing_period_start=period.start, billing_period_end=period.end, status="running",
+            identity=identity, files=period.files, raw_rows=period.raw.rows, raw_billed_cost=period.raw.billed_cost,
+            raw_effective_cost=period.raw.effective_cost, tolerated=sorted(period.tolerated), started_at=started,
+        ))
+    session.add_all(pending)
     session.commit()
     if not pending:
         report("unchanged", 1.0)
         return result
 
-    staged = [f.staged for f in inspected if any(ps.period_start in {p.billing_period_start for _, p in pending}
-                                                 for ps in f.periods)]
+    loads = [PeriodLoad(d.id, d.billing_period_start, Totals(d.raw_rows, d.raw_billed_cost, d.raw_effective_cost))
+             for d in pending]
+    starts = {d.billing_period_start for d in pending}
+    staged = [f.staged for f in inspected if any(ps.period_start in starts for ps in f.periods)]
     try:
         landed = rt.warehouse.replace_deliveries(
-            con, source.name, [p for _, p in pending], staged,
+            con, source.name, loads, staged,
             on_progress=lambda uri, frac: report(f"loading {_short(uri)}", 0.4 + 0.6 * frac),
         )
     except (FileLoadError, ReconciliationError, duckdb.Error) as exc:
-        if isinstance(exc, FileLoadError):
-            by_uri = {f.file.uri: f for f in inspected}
-            diag = by_uri[exc.uri].diagnose
-            error = diag(exc.cause) if diag else IngestError(str(exc.cause), file=exc.uri)
-        else:
-            error = IngestError(str(exc))
-        _finish(session, [d for d, _ in pending], t0, status="failed", error=str(error))
-        error.recorded = True  # the failed ledger rows exist already
+        error = _explain(exc, inspected)
+        _finish(session, pending, t0, status="failed", error=str(error))
+        error.recorded = True
         raise error from exc
 
-    for delivery, _ in pending:
-        got = landed[delivery.id]
-        delivery.landed_rows, delivery.landed_billed_cost, delivery.landed_effective_cost = (
-            got.rows, got.billed_cost, got.effective_cost,
-        )
-        for old in session.scalars(
-            select(Delivery).where(
-                Delivery.source_id == source.id,
-                Delivery.billing_period_start == delivery.billing_period_start,
-                Delivery.status == "loaded",
-                Delivery.id != delivery.id,
-            )
-        ):
-            old.status, old.replaced_by = "replaced", delivery.id
-    _finish(session, [d for d, _ in pending], t0, status="loaded")
-    result.loaded = [d for d, _ in pending]
+    for d in pending:
+        got = landed[d.id]
+        d.landed_rows, d.landed_billed_cost, d.landed_effective_cost = got.rows, got.billed_cost, got.effective_cost
+        for old in session.scalars(select(Delivery).where(
+            Delivery.source_id == source.id, Delivery.billing_period_start == d.billing_period_start,
+            Delivery.status == "loaded", Delivery.id != d.id,
+        )):
+            old.status, old.replaced_by = "replaced", d.id
+    _finish(session, pending, t0, status="loaded")
+    result.loaded = pending
     report("done", 1.0)
     return result
+
+
+def _current_delivery(session: Session, source: Source, start: datetime) -> Delivery | None:
+    return session.scalar(
+        select(Delivery).where(
+            Delivery.source_id == source.id, Delivery.billing_period_start == start, Delivery.status == "loaded"
+        ).order_by(Delivery.started_at.desc())
+    )
+
+
+def _explain(exc: Exception, inspected: list[InspectedFile]) -> IngestError:
+    """The load's database error as bad input naming file, row and column (found by the connector's diagnosis)."""
+    if isinstance(exc, FileLoadError):
+        diagnose = next(f.diagnose for f in inspected if f.file.uri == exc.uri)
+        return diagnose(exc.cause) if diagnose else IngestError(str(exc.cause), file=exc.uri)
+    return IngestError(str(exc))
 
 
 def _identity(source: Source, start: datetime, files: list[dict]) -> str:

@@ -23,6 +23,8 @@ class IngestError(Exception):
 
     Rows count data rows from 1, as a spreadsheet user sees them below the header; row 0 is the header."""
 
+    recorded = False  # set once a failed ledger row names this error
+
     def __init__(self, message: str, *, file: str | None = None, row: int | None = None, column: str | None = None):
         self.message, self.file, self.row, self.column = message, file, row, column
         super().__init__(str(self))
