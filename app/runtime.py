@@ -22,7 +22,9 @@ class Runtime:
 
     @cached_property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.settings.resolved_warehouse_path, self.settings.warehouse_lock_timeout)
+        return Warehouse(
+            self.settings.resolved_warehouse_path, self.settings.warehouse_lock_timeout, self.settings.warehouse_memory_limit
+        )
 
     @cached_property
     def engine(self) -> Engine:
