@@ -1,10 +1,12 @@
 """Ingest: connector -> raw files -> FOCUS rows in the warehouse, with a ledger row per delivery.
 
-A delivery is one source's statement of one billing period. The files at a location may state several periods;
-each becomes its own delivery (own ledger row, own identity), all loaded in one warehouse transaction. A period
-whose files are identical to the delivery already loaded is left alone, so re-loading the same files changes
-nothing. Bad input never reaches the warehouse: the ingest stops with an IngestError naming file, row and column,
-and records a failed ledger row.
+A delivery is one source's statement of one billing period. The connector groups raw files into candidates:
+a manifest-based export (AWS CUR / Data Exports) gives one candidate per billing period with an identity, plain
+FOCUS files give one candidate whose rows may state several periods (each its own delivery). Each candidate is
+loaded in its own warehouse transaction, so one bad month never blocks the others. A delivery whose identity is
+already the loaded one is left alone (a manifest is skipped before anything is downloaded), so re-loading the
+same files changes nothing. Bad input never reaches the warehouse: the candidate fails with an IngestError naming
+file, row and column, and a failed ledger row records it.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from app.control import Delivery, Source, utcnow
 from app.runtime import Runtime
 from app.warehouse import COST_TABLE, FileLoadError, PeriodLoad, ReconciliationError, Totals
 from connectors import get_connector
-from connectors.base import IngestError, InspectedFile
+from connectors.base import Candidate, IngestError, InspectedFile
 from connectors.storage import fetch
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class IngestResult:
     source: str
     loaded: list[Delivery] = field(default_factory=list)
     unchanged: list[Delivery] = field(default_factory=list)
+    failed: list[IngestError] = field(default_factory=list)
 
     @property
     def deliveries(self) -> list[Delivery]:
@@ -64,40 +67,88 @@ def get_or_create_source(
 def ingest(
     rt: Runtime,
     source_name: str,
-    location: str,
+    location: str | None = None,
     *,
     provider: str = "focus",
     fmt: str = "focus",
     options: Mapping[str, str] | None = None,
+    period: datetime | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
-    """Load every billing period found at `location` for the source; see the module docstring."""
+    """Load what the source's location holds (or `location`, for the quick path), optionally one billing period.
+
+    Raises the IngestError of a failed candidate after every candidate was tried (each failure is in the ledger);
+    with several failures, the message lists them all."""
     report = progress or (lambda _msg, _frac: None)
-    options = dict(options or {})
-    connector = get_connector(provider)
     with rt.sessions() as session:
-        source = get_or_create_source(session, source_name, provider, fmt, location, options)
-        started, t0 = utcnow(), time.monotonic()
-        files_seen: list[dict] = []
+        source = session.scalar(select(Source).where(Source.name == source_name))
+        if source is None or location is not None:
+            source = get_or_create_source(session, source_name, provider, fmt, location or "", options)
+        where = location or source.location
+        opts = {**source.options, **dict(options or {})}
+        connector = get_connector(source.provider)
+        result = IngestResult(source.name)
+        started = utcnow()
+        report("finding files", 0.0)
         try:
-            report("finding files", 0.0)
-            candidates = connector.discover(location, options, fmt)
-            remote = [f for c in candidates for f in c.files]
-            if not remote:
-                raise IngestError("no data files found (expected .csv, .csv.gz or .parquet)", file=location)
-            with rt.warehouse.connect() as con:
-                _recover_interrupted(session, con, source)
-                inspected: list[InspectedFile] = []
-                for i, rf in enumerate(remote):
-                    report(f"reading {_short(rf.uri)}", 0.4 * i / len(remote))
-                    local = fetch(rf, options, rt.settings.raw_dir / source.name)
-                    files_seen.append({"uri": local.uri, "bytes": local.size, "sha256": local.sha256})
-                    inspected.append(connector.inspect(con, local, fmt))
-                return _load(rt, session, con, source, inspected, started, t0, report)
+            candidates = connector.discover(where, opts, source.format)
+            if period is not None:
+                candidates = [c for c in candidates if c.billing_period in (None, period)]
+            if not candidates:
+                what = f" for billing period {period:%Y-%m}" if period else ""
+                raise IngestError(f"no data files found{what} (CSV, gzip CSV, Parquet, or an export's manifests)",
+                                  file=where)
         except IngestError as exc:
-            if not exc.recorded:
-                _record_failure(session, source, files_seen, str(exc), started, t0)
+            _record_failure(session, source, [], str(exc), started, time.monotonic())
             raise
+        with rt.warehouse.connect() as con:
+            _recover_interrupted(session, con, source)
+            for i, cand in enumerate(candidates):
+                step = _Step(report, i, len(candidates), cand.label)
+                try:
+                    _ingest_candidate(rt, session, con, source, cand, opts, period, step, result)
+                except IngestError as exc:
+                    if not exc.recorded:
+                        _record_failure(session, source, step.files_seen, str(exc), utcnow(), step.t0, cand)
+                    result.failed.append(exc)
+    report("done", 1.0)
+    if len(result.failed) == 1:
+        raise result.failed[0]
+    if result.failed:
+        raise IngestError(f"{len(result.failed)} deliveries failed: " + " | ".join(map(str, result.failed)))
+    return result
+
+
+@dataclass
+class _Step:
+    """Progress of one candidate, scaled into the whole run."""
+
+    report: Progress
+    index: int
+    count: int
+    label: str
+    files_seen: list[dict] = field(default_factory=list)
+    t0: float = field(default_factory=time.monotonic)
+
+    def __call__(self, message: str, fraction: float) -> None:
+        prefix = f"{self.label}: " if self.label and self.count > 1 else ""
+        self.report(prefix + message, (self.index + fraction) / self.count)
+
+
+def _ingest_candidate(rt, session, con, source, cand: Candidate, options, period, step: _Step, result) -> None:
+    if cand.identity is not None and cand.billing_period is not None:
+        current = _current_delivery(session, source, cand.billing_period)
+        if current is not None and current.identity == cand.identity and _present(con, current.id):
+            result.unchanged.append(current)
+            return
+    inspected: list[InspectedFile] = []
+    connector = get_connector(source.provider)
+    for i, rf in enumerate(cand.files):
+        step(f"reading {_short(rf.uri)}", 0.4 * i / max(len(cand.files), 1))
+        local = fetch(rf, options, rt.settings.raw_dir / source.name)
+        step.files_seen.append({"uri": local.uri, "bytes": local.size, "sha256": local.sha256})
+        inspected.append(connector.inspect(con, local, source.format))
+    _load(rt, session, con, source, cand, inspected, period, step, result)
 
 
 @dataclass
@@ -126,41 +177,51 @@ def _periods(inspected: list[InspectedFile]) -> list[_Period]:
     return sorted(periods.values(), key=lambda p: p.start)
 
 
-def _load(rt, session, con, source, inspected, started, t0, report) -> IngestResult:
-    result = IngestResult(source.name)
+def _load(rt, session, con, source, cand: Candidate, inspected, period, step: _Step, result: IngestResult) -> None:
+    periods = _periods(inspected)
+    if cand.billing_period is not None:
+        stray = [p for p in periods if p.start != cand.billing_period]
+        if stray:
+            raise IngestError(
+                f"files of the {cand.billing_period:%Y-%m} delivery hold rows of billing period "
+                f"{', '.join(f'{p.start:%Y-%m}' for p in stray)}", file=cand.label or None,
+            )
+    if period is not None:
+        periods = [p for p in periods if p.start == period]
     present = {d for (d,) in con.execute(
         f"SELECT DISTINCT x_DeliveryId FROM {COST_TABLE} WHERE x_SourceId = ?", [source.name]
     ).fetchall()}
     pending: list[Delivery] = []
-    for period in _periods(inspected):
-        identity = _identity(source, period.start, period.files)
-        current = _current_delivery(session, source, period.start)
+    for p in periods:
+        identity = cand.identity or _identity(source, p.start, p.files)
+        current = _current_delivery(session, source, p.start)
         if current is not None and current.identity == identity and current.id in present:
             result.unchanged.append(current)
             continue
         pending.append(Delivery(
-            source_id=source.id, billing_period_start=period.start, billing_period_end=period.end, status="running",
-            identity=identity, files=period.files, raw_rows=period.raw.rows, raw_billed_cost=period.raw.billed_cost,
-            raw_effective_cost=period.raw.effective_cost, tolerated=sorted(period.tolerated), started_at=started,
+            source_id=source.id, billing_period_start=p.start, billing_period_end=p.end, status="running",
+            identity=identity, files=p.files, raw_rows=p.raw.rows, raw_billed_cost=p.raw.billed_cost,
+            raw_effective_cost=p.raw.effective_cost, tolerated=sorted(p.tolerated), started_at=utcnow(),
         ))
     session.add_all(pending)
     session.commit()
     if not pending:
-        report("unchanged", 1.0)
-        return result
+        step("unchanged", 1.0)
+        return
 
-    loads = [PeriodLoad(d.id, d.billing_period_start, Totals(d.raw_rows, d.raw_billed_cost, d.raw_effective_cost))
-             for d in pending]
+    check_rows = all(f.rows_reconcile for f in inspected)
+    loads = [PeriodLoad(d.id, d.billing_period_start, Totals(d.raw_rows, d.raw_billed_cost, d.raw_effective_cost),
+                        check_rows) for d in pending]
     starts = {d.billing_period_start for d in pending}
     staged = [f.staged for f in inspected if any(ps.period_start in starts for ps in f.periods)]
     try:
         landed = rt.warehouse.replace_deliveries(
             con, source.name, loads, staged,
-            on_progress=lambda uri, frac: report(f"loading {_short(uri)}", 0.4 + 0.6 * frac),
+            on_progress=lambda uri, frac: step(f"loading {_short(uri)}", 0.4 + 0.6 * frac),
         )
     except (FileLoadError, ReconciliationError, duckdb.Error) as exc:
         error = _explain(exc, inspected)
-        _finish(session, pending, t0, status="failed", error=str(error))
+        _finish(session, pending, step.t0, status="failed", error=str(error))
         error.recorded = True
         raise error from exc
 
@@ -172,10 +233,13 @@ def _load(rt, session, con, source, inspected, started, t0, report) -> IngestRes
             Delivery.status == "loaded", Delivery.id != d.id,
         )):
             old.status, old.replaced_by = "replaced", d.id
-    _finish(session, pending, t0, status="loaded")
-    result.loaded = pending
-    report("done", 1.0)
-    return result
+    _finish(session, pending, step.t0, status="loaded")
+    result.loaded.extend(pending)
+    step("done", 1.0)
+
+
+def _present(con: duckdb.DuckDBPyConnection, delivery_id: str) -> bool:
+    return con.execute(f"SELECT count(*) > 0 FROM {COST_TABLE} WHERE x_DeliveryId = ?", [delivery_id]).fetchone()[0]
 
 
 def _current_delivery(session: Session, source: Source, start: datetime) -> Delivery | None:
@@ -209,10 +273,11 @@ def _finish(session: Session, deliveries: list[Delivery], t0: float, status: str
     session.commit()
 
 
-def _record_failure(session, source, files, error, started, t0) -> None:
+def _record_failure(session, source, files, error, started, t0, cand: Candidate | None = None) -> None:
     session.rollback()
     session.add(Delivery(
         source_id=source.id, status="failed", files=files, error=error, started_at=started,
+        billing_period_start=cand.billing_period if cand else None, identity=cand.identity if cand else None,
         finished_at=utcnow(), duration_ms=int((time.monotonic() - t0) * 1000),
     ))
     session.commit()

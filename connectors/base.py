@@ -61,10 +61,17 @@ class LocalFile:
 
 @dataclass(frozen=True)
 class Candidate:
-    """Files that together make one or more deliveries (one per billing period found in them)."""
+    """Files that together make one or more deliveries.
+
+    A manifest-based export says which billing period its files state and gives the delivery an identity (AWS
+    assemblyId, Data Exports execution, Azure run): then an identity already loaded is skipped before any download,
+    and every row must belong to that period. Without them (plain FOCUS files) each billing period found in the
+    rows is a delivery, identified by the content hashes of its files."""
 
     files: tuple[RemoteFile, ...]
     label: str = ""
+    billing_period: datetime | None = None
+    identity: str | None = None
 
 
 @dataclass
@@ -82,6 +89,8 @@ class InspectedFile:
     tolerated: list[str] = field(default_factory=list)
     # Turns a database error raised while loading `staged` into an IngestError naming the bad row and column.
     diagnose: Callable[[Exception], IngestError] | None = None
+    # False when the mapping adds or nets rows; the money sums are always compared.
+    rows_reconcile: bool = True
 
 
 class Connector(Protocol):
