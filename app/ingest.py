@@ -26,7 +26,7 @@ from app.control import Delivery, Source, utcnow
 from app.runtime import Runtime
 from app.warehouse import COST_TABLE, FileLoadError, PeriodLoad, ReconciliationError, Totals
 from connectors import get_connector
-from connectors.base import Candidate, IngestError, InspectedFile
+from connectors.base import Candidate, FileReport, IngestError, Inspection
 from connectors.storage import fetch
 
 log = logging.getLogger(__name__)
@@ -136,19 +136,22 @@ class _Step:
 
 
 def _ingest_candidate(rt, session, con, source, cand: Candidate, options, period, step: _Step, result) -> None:
+    if cand.problem:
+        raise IngestError(cand.problem, file=cand.label or None)
     if cand.identity is not None and cand.billing_period is not None:
         current = _current_delivery(session, source, cand.billing_period)
         if current is not None and current.identity == cand.identity and _present(con, current.id):
             result.unchanged.append(current)
             return
-    inspected: list[InspectedFile] = []
     connector = get_connector(source.provider)
+    local = []
     for i, rf in enumerate(cand.files):
-        step(f"reading {_short(rf.uri)}", 0.4 * i / max(len(cand.files), 1))
-        local = fetch(rf, options, rt.settings.raw_dir / source.name)
-        step.files_seen.append({"uri": local.uri, "bytes": local.size, "sha256": local.sha256})
-        inspected.append(connector.inspect(con, local, source.format))
-    _load(rt, session, con, source, cand, inspected, period, step, result)
+        step(f"fetching {_short(rf.uri)}", 0.2 * i / max(len(cand.files), 1))
+        local.append(fetch(rf, options, rt.settings.raw_dir / source.name))
+        step.files_seen.append({"uri": local[-1].uri, "bytes": local[-1].size, "sha256": local[-1].sha256})
+    step(f"reading {len(local)} file{'s' if len(local) != 1 else ''}", 0.2)
+    inspection = connector.inspect(con, local, source.format)
+    _load(rt, session, con, source, cand, inspection, period, step, result)
 
 
 @dataclass
@@ -162,9 +165,9 @@ class _Period:
     tolerated: set[str] = field(default_factory=set)
 
 
-def _periods(inspected: list[InspectedFile]) -> list[_Period]:
+def _periods(reports: list[FileReport]) -> list[_Period]:
     periods: dict[datetime, _Period] = {}
-    for f in inspected:
+    for f in reports:
         for ps in f.periods:
             p = periods.setdefault(ps.period_start, _Period(ps.period_start, ps.period_end))
             p.end = max(p.end, ps.period_end)
@@ -177,8 +180,9 @@ def _periods(inspected: list[InspectedFile]) -> list[_Period]:
     return sorted(periods.values(), key=lambda p: p.start)
 
 
-def _load(rt, session, con, source, cand: Candidate, inspected, period, step: _Step, result: IngestResult) -> None:
-    periods = _periods(inspected)
+def _load(rt, session, con, source, cand: Candidate, inspection: Inspection, period, step: _Step,
+          result: IngestResult) -> None:
+    periods = _periods(inspection.files)
     if cand.billing_period is not None:
         stray = [p for p in periods if p.start != cand.billing_period]
         if stray:
@@ -209,18 +213,15 @@ def _load(rt, session, con, source, cand: Candidate, inspected, period, step: _S
         step("unchanged", 1.0)
         return
 
-    check_rows = all(f.rows_reconcile for f in inspected)
     loads = [PeriodLoad(d.id, d.billing_period_start, Totals(d.raw_rows, d.raw_billed_cost, d.raw_effective_cost),
-                        check_rows) for d in pending]
-    starts = {d.billing_period_start for d in pending}
-    staged = [f.staged for f in inspected if any(ps.period_start in starts for ps in f.periods)]
+                        inspection.rows_reconcile) for d in pending]
     try:
         landed = rt.warehouse.replace_deliveries(
-            con, source.name, loads, staged,
+            con, source.name, loads, inspection.staged,
             on_progress=lambda uri, frac: step(f"loading {_short(uri)}", 0.4 + 0.6 * frac),
         )
     except (FileLoadError, ReconciliationError, duckdb.Error) as exc:
-        error = _explain(exc, inspected)
+        error = _explain(exc, inspection)
         _finish(session, pending, step.t0, status="failed", error=str(error))
         error.recorded = True
         raise error from exc
@@ -250,11 +251,12 @@ def _current_delivery(session: Session, source: Source, start: datetime) -> Deli
     )
 
 
-def _explain(exc: Exception, inspected: list[InspectedFile]) -> IngestError:
+def _explain(exc: Exception, inspection: Inspection) -> IngestError:
     """The load's database error as bad input naming file, row and column (found by the connector's diagnosis)."""
     if isinstance(exc, FileLoadError):
-        diagnose = next(f.diagnose for f in inspected if f.file.uri == exc.uri)
-        return diagnose(exc.cause) if diagnose else IngestError(str(exc.cause), file=exc.uri)
+        if inspection.diagnose:
+            return inspection.diagnose(exc.uri, exc.cause)
+        return IngestError(str(exc.cause), file=exc.uri)
     return IngestError(str(exc))
 
 

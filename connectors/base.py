@@ -2,8 +2,8 @@
 
 A connector answers three questions, and nothing else:
   discover  — which raw files (grouped into candidate deliveries) are at a location?
-  inspect   — for one fetched file: is it readable, what are its raw row counts and cost sums per billing period
-              (computed straight from the file), and what SELECT maps it to the warehouse's FOCUS columns?
+  inspect   — for a candidate's fetched files: are they readable, what are their raw row counts and cost sums per
+              billing period (computed straight from the files), and what SELECT maps them to FOCUS columns?
 Fetching files (storage.py) and loading/reconciling them (app.ingest, app.warehouse) are shared by all providers.
 """
 from __future__ import annotations
@@ -47,6 +47,7 @@ class RemoteFile:
     uri: str
     size: int | None = None
     version: str | None = None  # ETag, or mtime for local files
+    modified: float | None = None  # POSIX time of the last write, to pick the newest manifest
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Candidate:
     label: str = ""
     billing_period: datetime | None = None
     identity: str | None = None
+    problem: str | None = None  # found but unusable (e.g. a manifest naming a missing file): fails this delivery
 
 
 @dataclass
@@ -82,13 +84,23 @@ class PeriodStats:
 
 
 @dataclass
-class InspectedFile:
+class FileReport:
+    """One raw file's figures for the ledger: raw counts and sums per billing period, what was tolerated."""
+
     file: LocalFile
-    staged: StagedFile
     periods: list[PeriodStats]
     tolerated: list[str] = field(default_factory=list)
-    # Turns a database error raised while loading `staged` into an IngestError naming the bad row and column.
-    diagnose: Callable[[Exception], IngestError] | None = None
+
+
+@dataclass
+class Inspection:
+    """A candidate's files, checked and counted, and the SELECTs that map them to the warehouse's columns."""
+
+    files: list[FileReport]
+    staged: list[StagedFile]
+    # Turns a database error raised while loading the staged SELECT of `uri` into an IngestError naming the bad
+    # row and column.
+    diagnose: Callable[[str, Exception], IngestError] | None = None
     # False when the mapping adds or nets rows; the money sums are always compared.
     rows_reconcile: bool = True
 
@@ -99,4 +111,4 @@ class Connector(Protocol):
 
     def discover(self, location: str, options: Mapping[str, str], fmt: str) -> list[Candidate]: ...
 
-    def inspect(self, con: duckdb.DuckDBPyConnection, file: LocalFile, fmt: str) -> InspectedFile: ...
+    def inspect(self, con: duckdb.DuckDBPyConnection, files: list[LocalFile], fmt: str) -> Inspection: ...

@@ -58,7 +58,7 @@ def list_files(location: str, options: Mapping[str, str], keep: Callable[[str], 
     out = []
     for p in paths:
         st = p.stat()
-        out.append(RemoteFile(str(p.resolve()), st.st_size, str(st.st_mtime_ns)))
+        out.append(RemoteFile(str(p.resolve()), st.st_size, str(st.st_mtime_ns), st.st_mtime))
     return out
 
 
@@ -77,10 +77,31 @@ def _list_s3(location: str, options: Mapping[str, str], keep: Callable[[str], bo
                 if prefix and not prefix.endswith("/") and not (key == prefix or key.startswith(prefix + "/")):
                     continue
                 if name and not name.startswith(".") and keep(name):
-                    out.append(RemoteFile(f"s3://{bucket}/{key}", obj["Size"], obj["ETag"].strip('"')))
+                    out.append(RemoteFile(f"s3://{bucket}/{key}", obj["Size"], obj["ETag"].strip('"'),
+                                          obj["LastModified"].timestamp()))
     except (ClientError, BotoCoreError) as exc:
         raise IngestError(f"cannot list {location}: {exc}") from exc
     return sorted(out, key=lambda f: f.uri)
+
+
+def read_bytes(uri: str, options: Mapping[str, str]) -> bytes:
+    """The whole content of a small object (a manifest)."""
+    if not uri.startswith("s3://"):
+        return Path(uri).read_bytes()
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = _split_s3(uri)
+    try:
+        return _s3_client(options).get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        raise IngestError(f"cannot read: {exc}", file=uri) from exc
+
+
+def join(location: str, relative: str) -> str:
+    """A path or URL below a location."""
+    if is_remote(location):
+        return location.rstrip("/") + "/" + relative.lstrip("/")
+    return str((Path(location) / relative).resolve())
 
 
 def sha256_of(path: Path) -> str:

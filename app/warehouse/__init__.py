@@ -83,6 +83,8 @@ class StagedFile:
 
     uri: str
     select_sql: str
+    # True when the SELECT yields x_SourceFile itself (a delivery read from several files at once).
+    provides_source_file: bool = False
 
 
 def migration_files() -> list[tuple[int, str, str]]:
@@ -201,12 +203,14 @@ class Warehouse:
                 [source_id, *periods],
             )
             for i, staged in enumerate(files):
+                source_file = "" if staged.provides_source_file else ", ? AS x_SourceFile"
                 sql = (
                     f"INSERT INTO {COST_TABLE} BY NAME "
-                    f"SELECT s.*, ? AS x_SourceId, {delivery_case} AS x_DeliveryId, ? AS x_IngestedAt, "
-                    f"? AS x_SourceFile FROM ({staged.select_sql}) s WHERE s.BillingPeriodStart IN ({in_periods})"
+                    f"SELECT s.*, ? AS x_SourceId, {delivery_case} AS x_DeliveryId, ? AS x_IngestedAt{source_file} "
+                    f"FROM ({staged.select_sql}) s WHERE s.BillingPeriodStart IN ({in_periods})"
                 )
-                params = [source_id, *case_params, ingested_at, staged.uri, *periods]
+                file_param = [] if staged.provides_source_file else [staged.uri]
+                params = [source_id, *case_params, ingested_at, *file_param, *periods]
                 try:
                     if on_progress is None:
                         con.execute(sql, params)

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import duckdb
 
-from connectors.base import Candidate, InspectedFile, LocalFile
+from connectors.base import Candidate, FileReport, Inspection, LocalFile
 from connectors.focus.mapping import diagnose, plan_columns, raw_stats, staged_select
 from connectors.focus.reader import is_data_file, open_file
 from connectors.storage import list_files
@@ -24,7 +24,12 @@ class FocusConnector:
         files = list_files(location, options, is_data_file)
         return [Candidate(tuple(files), label=location)] if files else []
 
-    def inspect(self, con: duckdb.DuckDBPyConnection, file: LocalFile, fmt: str = "focus") -> InspectedFile:
-        plan = plan_columns(open_file(con, file))
-        periods = raw_stats(con, plan)
-        return InspectedFile(file, staged_select(plan), periods, plan.notes, lambda exc: diagnose(con, plan, exc))
+    def inspect(self, con: duckdb.DuckDBPyConnection, files: list[LocalFile], fmt: str = "focus") -> Inspection:
+        plans, reports = {}, []
+        for file in files:
+            plan = plan_columns(open_file(con, file))
+            periods = raw_stats(con, plan)
+            plans[file.uri] = plan
+            reports.append(FileReport(file, periods, plan.notes))
+        return Inspection(reports, [staged_select(p) for p in plans.values()],
+                          lambda uri, exc: diagnose(con, plans[uri], exc))
