@@ -29,6 +29,14 @@ out = Console()
 err = Console(stderr=True)
 
 
+def cents_or_blank(amount: str | None) -> str:
+    from decimal import Decimal
+
+    from app.costs import cents_str
+
+    return "" if amount is None else cents_str(Decimal(amount))
+
+
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -74,37 +82,115 @@ def _parse_options(items: list[str]) -> dict[str, str]:
 
 @app.command()
 def ingest(
-    location: str = typer.Argument(..., help="A FOCUS file or folder (CSV, gzip CSV, Parquet), or s3://bucket/prefix."),
-    source: str = typer.Option(..., "--source", "-s", help="Source name; created on first use."),
-    fmt: str = typer.Option("focus", "--format", help="Export format of the files. Today: focus."),
+    target: str = typer.Argument(
+        ..., help="A configured source's name, or (with --source) a FOCUS file or folder, or s3://bucket/prefix."
+    ),
+    source: Optional[str] = typer.Option(
+        None, "--source", "-s", help="Quick path: load FOCUS files at TARGET into this source (created on first use)."
+    ),
+    fmt: str = typer.Option("focus", "--format", help="Format of quick-path files. Today: focus."),
+    period: Optional[str] = typer.Option(None, "--period", help="Only this billing period (YYYY-MM)."),
     option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE for the location, e.g. endpoint_url=…"),
     output: str = typer.Option("table", "--output", help="How to print the ledger rows: table or json."),
 ) -> None:
-    """Load billing files into the warehouse: one delivery per billing period, reconciled to the raw files."""
+    """Load billing data: one delivery per billing period, reconciled to the raw files to the last decimal."""
+    from app import sources as sources_mod
+    from app.costs import QueryError, parse_date
     from app.ingest import SourceConflict, ingest as run_ingest
-    from app.ledger import delivery_view
     from connectors.base import IngestError
 
     if fmt != "focus":
-        fail(f"--format {fmt!r} is not supported by the quick path; use focus", 2)
+        fail(f"--format {fmt!r} is not supported by the quick path; configure the source with `sources add`", 2)
     if output not in ("table", "json"):
         fail("--output must be table or json", 2)
+    try:
+        month = parse_date("period", period)
+    except QueryError as exc:
+        fail(f"--period: {exc.message}", 2)
+    start = datetime(month.year, month.month, 1, tzinfo=timezone.utc) if month else None
     rt = runtime()
+    if source is None and sources_mod.get(rt, target) is None:
+        fail(f"no source named {target!r}; add one with `cloudtally sources add`, or load FOCUS files with "
+             f"`cloudtally ingest PATH --source NAME`", 2)
+    name, location = (source, target) if source else (target, None)
+    result = None
     try:
         with _progress() as bar:
             task = bar.add_task("starting", total=1.0)
-            result = run_ingest(rt, source, location, options=_parse_options(option),
+            result = run_ingest(rt, name, location, options=_parse_options(option), period=start,
                                 progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))
     except (IngestError, SourceConflict) as exc:
         fail(str(exc))
-    views = [delivery_view(d, source) | {"outcome": "loaded"} for d in result.loaded] + [
-        delivery_view(d, source) | {"outcome": "unchanged"} for d in result.unchanged
+    from app.ledger import delivery_view
+
+    views = [delivery_view(d, name) | {"outcome": "loaded"} for d in result.loaded] + [
+        delivery_view(d, name) | {"outcome": "unchanged"} for d in result.unchanged
     ]
     views.sort(key=lambda v: v["billing_period_start"])
     if output == "json":
         print(json.dumps(views, indent=2))
         return
     print_deliveries(views)
+
+
+sources_app = typer.Typer(help="Configure where billing data comes from.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("add")
+def sources_add(
+    name: str = typer.Argument(..., help="Source name (letters, digits, - and _)."),
+    provider: str = typer.Option(..., "--provider", help="aws or focus."),
+    fmt: str = typer.Option(..., "--format", help="aws: cur (legacy CUR), cur2 (Data Exports CUR 2.0), focus "
+                            "(AWS FOCUS export); focus: focus."),
+    location: str = typer.Option(..., "--location", help="s3://bucket/prefix/<report-or-export-name>, or that tree "
+                                 "synced to a local folder."),
+    option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE: endpoint_url, region. Never secrets."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Cron expression for scheduled ingests."),
+) -> None:
+    """Add a source. Credentials come from the environment or the cloud SDK's chain, never from CloudTally."""
+    from app import sources as sources_mod
+
+    rt = runtime()
+    try:
+        sources_mod.add(rt, name, provider, fmt, location, _parse_options(option), schedule)
+    except sources_mod.SourceError as exc:
+        fail(str(exc), 2)
+    out.print(f"source {name} added: {provider}/{fmt} at {location}. Load it with `cloudtally ingest {name}`.")
+
+
+@sources_app.command("list")
+def sources_list(output: str = typer.Option("table", "--output", help="table or json.")) -> None:
+    """List the configured sources."""
+    from app import sources as sources_mod
+
+    rows = [sources_mod.view(s) for s in sources_mod.list_all(runtime())]
+    if output == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Sources")
+    for col in ("name", "provider", "format", "location", "schedule"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["provider"], r["format"], r["location"], r["schedule"] or "")
+    out.print(table)
+
+
+@sources_app.command("remove")
+def sources_remove(
+    name: str = typer.Argument(..., help="Source to remove."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Remove a source, its ledger and its rows in the warehouse."""
+    from app import sources as sources_mod
+
+    rt = runtime()
+    if sources_mod.get(rt, name) is None:
+        fail(f"no source named {name!r}", 1)
+    if not yes and not typer.confirm(f"Delete source {name} and all its cost rows?"):
+        fail("not removed", 1)
+    deleted = sources_mod.remove(rt, name)
+    out.print(f"removed source {name} and {deleted} cost rows")
 
 
 def _progress() -> Progress:
@@ -115,17 +201,24 @@ def _progress() -> Progress:
 
 
 def print_deliveries(views: list[dict]) -> None:
-    table = Table(title="Deliveries", show_lines=False)
-    for col in ("billing period", "status", "raw rows", "landed rows", "raw BilledCost", "landed BilledCost",
-                "raw EffectiveCost", "landed EffectiveCost", "ms", "id"):
-        table.add_column(col, justify="right" if "rows" in col or "Cost" in col or col == "ms" else "left")
+    """The ledger rows, compact: landed figures, and whether they equal the raw file's (= reconciled)."""
+    table = Table(title="Deliveries (reconciled: raw file sums = landed sums, to the last decimal)")
+    for col, justify in (("period", "left"), ("status", "left"), ("rows", "right"), ("BilledCost", "right"),
+                         ("EffectiveCost", "right"), ("reconciled", "left"), ("id", "left")):
+        table.add_column(col, justify=justify, no_wrap=col in ("period", "id"))
     for v in views:
-        status = v.get("outcome", v["status"])
-        table.add_row(
-            (v["billing_period_start"] or "-")[:7], status, str(v["raw"]["rows"]), str(v["landed"]["rows"]),
-            v["raw"]["billed_cost"] or "", v["landed"]["billed_cost"] or "", v["raw"]["effective_cost"] or "",
-            v["landed"]["effective_cost"] or "", str(v["duration_ms"] or ""), v["id"],
-        )
+        raw, landed = v["raw"], v["landed"]
+        if landed["billed_cost"] is None:
+            check = "-"
+        else:
+            same_money = raw["billed_cost"] == landed["billed_cost"] and raw["effective_cost"] == landed["effective_cost"]
+            check = "yes" if same_money else "NO"
+        rows = str(landed["rows"] if landed["rows"] is not None else raw["rows"] or "")
+        if raw["rows"] is not None and landed["rows"] is not None and raw["rows"] != landed["rows"]:
+            rows = f"{raw['rows']}→{landed['rows']}"
+        table.add_row((v["billing_period_start"] or "-")[:7], v.get("outcome", v["status"]), rows,
+                      cents_or_blank(landed["billed_cost"] or raw["billed_cost"]),
+                      cents_or_blank(landed["effective_cost"] or raw["effective_cost"]), check, v["id"][:8])
     out.print(table)
     notes = sorted({n for v in views for n in v["tolerated"]})
     if notes:

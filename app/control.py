@@ -90,7 +90,9 @@ class Source(Base):
     schedule: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
-    deliveries: Mapped[list[Delivery]] = relationship(back_populates="source")
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="source", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Delivery(Base):

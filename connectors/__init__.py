@@ -9,7 +9,11 @@ def get_connector(provider: str) -> Connector:
         from connectors.focus import FocusConnector
 
         return FocusConnector()
-    raise IngestError(f"no connector for provider {provider!r} (available: focus)")
+    if provider == "aws":
+        from connectors.aws import AwsConnector
+
+        return AwsConnector()
+    raise IngestError(f"no connector for provider {provider!r} (available: {', '.join(PROVIDERS)})")
 
 
-PROVIDERS = ("focus",)
+PROVIDERS = ("focus", "aws")

@@ -107,6 +107,7 @@ _SQUASH = re.compile(r"[^a-z0-9]")
 _TAG_COLUMN = re.compile(r"^(resourceTags/|resource_tags_)(.+)$", re.IGNORECASE)
 _COST_CATEGORY_COLUMN = re.compile(r"^(costCategory/|cost_category_)(.+)$", re.IGNORECASE)
 _DEC = DECIMAL_SQL
+NISE_NONE = ("None",)
 MAP_TYPE = "MAP(VARCHAR, VARCHAR)"
 
 
@@ -150,7 +151,9 @@ def plan_file(opened: OpenedFile) -> CurPlan:
             continue
         kind = CUR_COLUMNS[canonical]
         column = Column(canonical, kind, "M" if canonical in REQUIRED else "C", "cur", canonical not in REQUIRED)
-        plans[canonical] = ColumnPlan(column, name, typ)
+        # koku-nise writes Python's None into empty numeric cells; real CURs leave them empty.
+        null_texts = NISE_NONE if kind == "decimal" and typ == "VARCHAR" else ()
+        plans[canonical] = ColumnPlan(column, name, typ, null_texts)
     missing = [c for c in REQUIRED if c not in plans]
     if missing:
         raise IngestError(f"not a Cost and Usage Report: missing column{'s' if len(missing) > 1 else ''} "
@@ -202,10 +205,10 @@ def _tags_sql(plan: CurPlan) -> str:
     return f"CASE WHEN cardinality({merged}) = 0 THEN NULL ELSE {merged} END"
 
 
-def normalized_sql(plan: CurPlan) -> str:
-    """The file as CUR 2.0 columns, typed, with `tags` and `x_SourceFile`."""
+def normalized_sql(plan: CurPlan, extra: str = "") -> str:
+    """The file as CUR 2.0 columns, typed, with `tags` and `x_SourceFile` (and `extra` select items)."""
     cols = ", ".join(f"{_col(plan, name)} AS {name}" for name in CUR_COLUMNS)
-    return (f"SELECT {cols}, {_tags_sql(plan)} AS tags, {quote_str(plan.opened.uri)} AS x_SourceFile "
+    return (f"SELECT {cols}, {_tags_sql(plan)} AS tags, {quote_str(plan.opened.uri)} AS x_SourceFile{extra} "
             f"FROM {plan.opened.relation}")
 
 
@@ -226,15 +229,25 @@ END"""
 
 def raw_stats(con: duckdb.DuckDBPyConnection, plan: CurPlan) -> list[PeriodStats]:
     """Per billing period: line count, sum of unblended cost, sum of amortized cost, read from the file."""
+    none_cells = " + ".join(
+        f"CAST(coalesce({quote_ident(p.source)} = 'None', false) AS INTEGER)"
+        for p in plan.file_plan.columns.values() if p.null_texts
+    ) or "0"
     sql = (f"SELECT bill_billing_period_start_date, max(bill_billing_period_end_date), count(*), "
-           f"sum(line_item_unblended_cost), sum({AMORTIZED}) FROM ({normalized_sql(plan)}) GROUP BY 1 ORDER BY 1")
+           f"sum(line_item_unblended_cost), sum({AMORTIZED}), sum(none_cells) "
+           f"FROM ({normalized_sql(plan, f', {none_cells} AS none_cells')}) GROUP BY 1 ORDER BY 1")
     try:
         rows = con.execute(sql).fetchall()
     except duckdb.Error as exc:
         raise diagnose(con, plan.file_plan, exc) from exc
     if any(start is None for start, *_ in rows):
         raise diagnose(con, plan.file_plan, None)
-    return [PeriodStats(start, end, Totals(n, billed or 0, amortized or 0)) for start, end, n, billed, amortized in rows]
+    nones = sum(r[5] or 0 for r in rows)
+    if nones:
+        plan.notes.append(f"{nones} numeric cells held the text None and were read as null (a koku-nise artefact; "
+                          f"real CURs leave them empty)")
+    return [PeriodStats(start, end, Totals(n, billed or 0, amortized or 0))
+            for start, end, n, billed, amortized, _ in rows]
 
 
 SP_KEY = ("concat_ws('|', line_item_usage_account_id, CAST(line_item_usage_start_date AS VARCHAR), "
@@ -384,10 +397,16 @@ def unmapped_notes(con: duckdb.DuckDBPyConnection, plans: list[CurPlan]) -> list
     from connectors.aws.services import AWS_SERVICES
 
     union = " UNION ALL BY NAME ".join(f"({normalized_sql(p)})" for p in plans)
-    codes, types = con.execute(
-        f"SELECT list(DISTINCT line_item_product_code), list(DISTINCT line_item_line_item_type) FROM ({union})"
+    codes, types, no_arn = con.execute(
+        f"SELECT list(DISTINCT line_item_product_code), list(DISTINCT line_item_line_item_type), "
+        f"count(*) FILTER (WHERE (line_item_line_item_type = 'SavingsPlanCoveredUsage' "
+        f"AND coalesce(savings_plan_savings_plan_a_r_n, '') = '') OR (line_item_line_item_type = 'DiscountedUsage' "
+        f"AND coalesce(reservation_reservation_a_r_n, '') = '')) FROM ({union})"
     ).fetchone()
     notes = []
+    if no_arn:
+        notes.append(f"{no_arn} commitment-covered usage lines name no Savings Plan / reservation ARN; they are "
+                     f"Committed without a CommitmentDiscountId")
     unknown = sorted(c for c in codes or [] if c and c not in AWS_SERVICES)
     if unknown:
         notes.append(f"product codes without a FOCUS category (filed under Other): {', '.join(unknown)}")

@@ -8,7 +8,7 @@ column.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -31,10 +31,14 @@ class ColumnPlan:
     column: Column
     source: str  # name in the file
     source_type: str  # DuckDB type in the file
+    null_texts: tuple[str, ...] = ()  # extra text values that mean null in this column
 
     @property
     def ref(self) -> str:
-        return quote_ident(self.source)
+        ref = quote_ident(self.source)
+        for text in self.null_texts:
+            ref = f"NULLIF({ref}, {quote_str(text)})"
+        return ref
 
 
 @dataclass
@@ -43,11 +47,15 @@ class FilePlan:
     columns: dict[str, ColumnPlan]  # warehouse column name -> plan
     notes: list[str] = field(default_factory=list)
     normalize_enums: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {variant: canonical}
+    fills: dict[str, str] = field(default_factory=dict)  # column -> column whose value fills its nulls
 
 
 # -- columns -----------------------------------------------------------------------------------------------------
-def plan_columns(opened: OpenedFile) -> FilePlan:
-    """Match the file's columns to the catalogue; reject missing mandatory columns and unusable types."""
+def plan_columns(opened: OpenedFile, fills: dict[str, str] | None = None) -> FilePlan:
+    """Match the file's columns to the catalogue; reject missing mandatory columns and unusable types.
+
+    `fills` names columns whose nulls a provider's documented conformance gap lets us fill from another column
+    (counted and reported in the ledger)."""
     plans: dict[str, ColumnPlan] = {}
     notes = list(opened.notes)
     ignored, custom, recased = [], [], []
@@ -63,6 +71,8 @@ def plan_columns(opened: OpenedFile) -> FilePlan:
         if name != col.name:
             recased.append(f"{name}->{col.name}")
         _check_type(opened, col, name, typ)
+        if fills and col.name in fills:
+            col = replace(col, nullable=True)  # its nulls are filled, not refused
         plans[col.name] = ColumnPlan(col, name, typ)
     missing = [m for m in MANDATORY if m not in plans]
     if missing:
@@ -82,7 +92,7 @@ def plan_columns(opened: OpenedFile) -> FilePlan:
     if floats:
         notes.append(f"floating-point columns converted value by value to exact decimals through their shortest "
                      f"text form: {', '.join(floats)}")
-    return FilePlan(opened, plans, notes)
+    return FilePlan(opened, plans, notes, fills={k: v for k, v in (fills or {}).items() if k in plans and v in plans})
 
 
 def _check_type(opened: OpenedFile, col: Column, name: str, typ: str) -> None:
@@ -169,7 +179,8 @@ def raw_stats(con: duckdb.DuckDBPyConnection, plan: FilePlan) -> list[PeriodStat
         f"count(*) FILTER (WHERE {cols[c].ref} IS NOT NULL AND {cols[c].ref} NOT IN "
         f"({', '.join(quote_str(v) for v in ENUMS[c])}))"
         for c in enum_cols
-    ] + [f"count(*) FILTER (WHERE {cols[c].ref} IS NULL)" for c in ("ListCost", "ContractedCost")]
+    ] + [f"count(*) FILTER (WHERE {cols[c].ref} IS NULL)" for c in ("ListCost", "ContractedCost")] + [
+        f"count(*) FILTER (WHERE {cols[c].ref} IS NULL)" for c in plan.fills]
     sql = (
         f"SELECT {start.ref} AS p, TRY_CAST({start.ref} AS TIMESTAMPTZ), max(TRY_CAST({end.ref} AS TIMESTAMPTZ)), "
         f"count(*), sum({billed}), sum({effective}), {', '.join(extra)} "
@@ -198,6 +209,10 @@ def raw_stats(con: duckdb.DuckDBPyConnection, plan: FilePlan) -> list[PeriodStat
     for column, count in zip(("ListCost", "ContractedCost"), odd[len(enum_cols):]):
         if count:
             plan.notes.append(f"{column} is null on {count} rows (FOCUS requires a value); kept as null")
+    for (column, source), count in zip(plan.fills.items(), odd[len(enum_cols) + 2:]):
+        if count:
+            plan.notes.append(f"{column} is null on {count} rows (a documented gap of this export); "
+                              f"filled from {source}")
     return sorted(periods.values(), key=lambda p: p.period_start)
 
 
@@ -226,10 +241,12 @@ def _enum_variants(con: duckdb.DuckDBPyConnection, plan: FilePlan, column: str) 
 
 
 def staged_select(plan: FilePlan) -> StagedFile:
-    exprs = [
-        f"{value_expr(p, plan.normalize_enums.get(name))} AS {quote_ident(name)}"
-        for name, p in plan.columns.items()
-    ]
+    exprs = []
+    for name, p in plan.columns.items():
+        expr = value_expr(p, plan.normalize_enums.get(name))
+        if name in plan.fills:
+            expr = f"coalesce({expr}, {value_expr(plan.columns[plan.fills[name]])})"
+        exprs.append(f"{expr} AS {quote_ident(name)}")
     return StagedFile(plan.opened.uri, f"SELECT {', '.join(exprs)} FROM {plan.opened.relation}")
 
 

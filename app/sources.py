@@ -1,0 +1,84 @@
+"""Configured sources: where a provider's billing data lives and in which export format.
+
+A source row holds provider, format, location, options (never secrets: credentials come from the environment or
+the cloud SDK's own chain) and an optional cron schedule. Removing a source removes its rows from the warehouse
+and its ledger, in that order, so no cost row is left without its delivery.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.control import Source
+from app.runtime import Runtime
+from app.warehouse import COST_TABLE
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "focus": ("focus",),
+    "aws": ("cur", "cur2", "focus"),
+}
+SECRET_OPTION_WORDS = ("secret", "password", "key", "token", "credential")
+
+
+class SourceError(ValueError):
+    """A source definition that cannot work; the message says why."""
+
+
+def validate(name: str, provider: str, fmt: str, location: str, options: dict[str, str]) -> None:
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise SourceError(f"source name {name!r}: use letters, digits, - and _")
+    if provider not in FORMATS:
+        raise SourceError(f"provider {provider!r} is not one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS[provider]:
+        raise SourceError(f"format {fmt!r} is not one of {provider}'s: {', '.join(FORMATS[provider])}")
+    if not location:
+        raise SourceError("a location is required (s3://bucket/prefix/name or a local folder)")
+    secret = [k for k in options if any(w in k.lower() for w in SECRET_OPTION_WORDS)]
+    if secret:
+        raise SourceError(f"option {secret[0]!r} looks like a secret; CloudTally never stores secrets: use the "
+                          f"environment or the cloud SDK's credential chain")
+
+
+def add(rt: Runtime, name: str, provider: str, fmt: str, location: str, options: dict[str, str] | None = None,
+        schedule: str | None = None) -> Source:
+    options = dict(options or {})
+    validate(name, provider, fmt, location, options)
+    with rt.sessions() as session:
+        if session.scalar(select(Source).where(Source.name == name)):
+            raise SourceError(f"a source named {name!r} exists already")
+        source = Source(name=name, provider=provider, format=fmt, location=location, options=options,
+                        schedule=schedule)
+        session.add(source)
+        session.commit()
+        return source
+
+
+def get(rt: Runtime, name: str) -> Source | None:
+    with rt.sessions() as session:
+        return session.scalar(select(Source).where(Source.name == name))
+
+
+def list_all(rt: Runtime) -> list[Source]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(Source).order_by(Source.name)))
+
+
+def remove(rt: Runtime, name: str) -> int:
+    """Delete the source's warehouse rows, then the source and its ledger. Returns the number of rows deleted."""
+    with rt.sessions() as session:
+        source = session.scalar(select(Source).where(Source.name == name))
+        if source is None:
+            raise SourceError(f"no source named {name!r}")
+        with rt.warehouse.connect() as con:
+            con.begin()
+            (deleted,) = con.execute(f"DELETE FROM {COST_TABLE} WHERE x_SourceId = ?", [name]).fetchone()
+            con.execute("UPDATE warehouse_state SET data_version = data_version + 1")
+            con.commit()
+        session.delete(source)
+        session.commit()
+        return deleted
+
+
+def view(source: Source) -> dict:
+    return {"name": source.name, "provider": source.provider, "format": source.format, "location": source.location,
+            "options": source.options, "schedule": source.schedule,
+            "created_at": source.created_at.isoformat().replace("+00:00", "Z")}
