@@ -76,8 +76,13 @@ def plan_columns(opened: OpenedFile, fills: dict[str, str] | None = None) -> Fil
         plans[col.name] = ColumnPlan(col, name, typ)
     missing = [m for m in MANDATORY if m not in plans]
     if missing:
+        hint = ""
+        if any(n.lower().startswith(("lineitem/", "line_item_")) for n in opened.columns):
+            hint = (" (this looks like an AWS Cost and Usage Report: add it as a source with "
+                    "`cloudtally sources add NAME --provider aws --format cur|cur2 --location ...`)")
         raise IngestError(
-            f"missing mandatory FOCUS column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}", file=opened.uri
+            f"missing mandatory FOCUS column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}{hint}",
+            file=opened.uri,
         )
     if recased:
         notes.append("column names matched ignoring case: " + ", ".join(recased))
