@@ -111,6 +111,10 @@ def ingest(
                     if not exc.recorded:
                         _record_failure(session, source, step.files_seen, str(exc), utcnow(), step.t0, cand)
                     result.failed.append(exc)
+                except Exception as exc:  # network, disk, a bug: still leave a failed ledger row, then raise
+                    _record_failure(session, source, step.files_seen, f"{type(exc).__name__}: {exc}", utcnow(),
+                                    step.t0, cand)
+                    raise
     report("done", 1.0)
     if len(result.failed) == 1:
         raise result.failed[0]
@@ -144,14 +148,28 @@ def _ingest_candidate(rt, session, con, source, cand: Candidate, options, period
             result.unchanged.append(current)
             return
     connector = get_connector(source.provider)
-    local = []
-    for i, rf in enumerate(cand.files):
-        step(f"fetching {_short(rf.uri)}", 0.2 * i / max(len(cand.files), 1))
-        local.append(fetch(rf, options, rt.settings.raw_dir / source.name))
-        step.files_seen.append({"uri": local[-1].uri, "bytes": local[-1].size, "sha256": local[-1].sha256})
+    local = _fetch_all(cand, options, rt.settings.raw_dir / source.name, rt.settings.download_concurrency, step)
     step(f"reading {len(local)} file{'s' if len(local) != 1 else ''}", 0.2)
     inspection = connector.inspect(con, local, source.format)
     _load(rt, session, con, source, cand, inspection, period, step, result)
+
+
+def _fetch_all(cand: Candidate, options, cache_dir, workers: int, step: _Step) -> list:
+    """Bring the candidate's files here, several at a time (boto3 streams each to disk, so memory stays bounded).
+
+    Files already in the cache with the same ETag are not downloaded again, so a delivery interrupted halfway
+    resumes where it stopped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = [None] * len(cand.files)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(fetch, rf, options, cache_dir): i for i, rf in enumerate(cand.files)}
+        for done, future in enumerate(futures):
+            i = futures[future]
+            local[i] = future.result()
+            step(f"fetched {_short(local[i].uri)}", 0.2 * (done + 1) / len(cand.files))
+    step.files_seen.extend({"uri": f.uri, "bytes": f.size, "sha256": f.sha256} for f in local)
+    return local
 
 
 @dataclass

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
         description="DuckDB memory_limit for warehouse work (e.g. 1GB, 4GB); DuckDB spills to disk beyond it. "
         "1GB keeps a 10M-row ingest under 1 GB of RSS at the same speed (bench/RESULTS.md).",
     )
+    download_concurrency: int = Field(4, description="Raw files fetched at once from object storage.")
     warehouse_lock_timeout: float = Field(
         30.0, description="Seconds to wait for another process to release the DuckDB file before giving up."
     )

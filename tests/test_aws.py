@@ -234,3 +234,44 @@ def pa_index(n):
     import pyarrow as pa
 
     return pa.array(range(n))
+
+
+def test_interrupted_download_resumes_without_fetching_finished_parts(rt, s3, s3_endpoint, tmp_path, monkeypatch):
+    import connectors.storage as storage
+
+    client, bucket = s3
+    fx.write_cur2(tmp_path, "e", fx.month_lines())
+    fx.upload(client, bucket, tmp_path, "x")
+    sources.add(rt, "aws", "aws", "cur2", f"s3://{bucket}/x/e", {"endpoint_url": s3_endpoint})
+    downloads = []
+    real_client = storage._s3_client
+
+    def counting_client(options, fail_on=None):
+        c = real_client(options)
+        original = c.download_file
+
+        def download_file(b, key, dest, **kw):
+            downloads.append(key)
+            if fail_on and fail_on in key:
+                raise ConnectionError("connection reset by peer")
+            return original(b, key, dest, **kw)
+
+        c.download_file = download_file
+        return c
+
+    monkeypatch.setattr(storage, "_s3_client", lambda o: counting_client(o, fail_on="00002"))
+    with pytest.raises(ConnectionError):
+        ingest(rt, "aws")
+    assert sorted(k.rsplit("-", 1)[-1] for k in downloads) == ["00001.snappy.parquet", "00002.snappy.parquet"]
+    downloads.clear()
+    monkeypatch.setattr(storage, "_s3_client", counting_client)
+    (d,) = ingest(rt, "aws").loaded
+    assert [k.rsplit("-", 1)[-1] for k in downloads] == ["00002.snappy.parquet"]  # part 1 came from the cache
+    assert (d.landed_billed_cost, d.landed_effective_cost) == fx.expected(fx.month_lines())
+    with rt.sessions() as s:
+        from app.control import Delivery
+        from sqlalchemy import select
+
+        failed = s.scalars(select(Delivery).where(Delivery.status == "failed")).all()
+        assert [f.error for f in failed] == ["ConnectionError: connection reset by peer"]
+        assert failed[0].billing_period_start.month == 10
