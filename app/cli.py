@@ -344,24 +344,37 @@ def demo(
     host: str = typer.Option("127.0.0.1", help="Interface for the API."),
     port: int = typer.Option(8000, help="Port for the API."),
 ) -> None:
-    """Generate a realistic 3-cloud FOCUS dataset (seeded), ingest it through the real connector, print a
-    summary of last month, then serve the API."""
+    """Generate a realistic 3-cloud dataset (seeded: AWS as a CUR 2.0 export, Azure and GCP as FOCUS files),
+    ingest it through the real connectors, print a summary of last month, then serve the API."""
     from app import demo as demo_data
+    from app import sources
     from app.costs import cents_str, parse_query, run_query
     from app.ingest import ingest as run_ingest
     from connectors.base import IngestError
 
     rt = runtime()
     folder = rt.settings.data_dir / "demo-exports"
-    out.print(f"writing demo FOCUS exports to {folder}")
+    out.print(f"writing demo exports (AWS CUR 2.0, Azure and GCP FOCUS) to {folder}")
     exports = demo_data.write_exports(folder)
+    formats = demo_data.source_formats()
     with _progress() as bar:
         for name, path in exports.items():
             task = bar.add_task(name, total=1.0)
+            provider, fmt = formats[name]
             try:
-                run_ingest(rt, name, str(path),
-                           progress=lambda msg, frac, t=task: bar.update(t, description=f"{name}: {msg}", completed=frac))
-            except IngestError as exc:
+                progress = (lambda msg, frac, t=task, n=name: bar.update(t, description=f"{n}: {msg}", completed=frac))
+                if provider == "focus":  # the quick path: a FOCUS folder, its source created on first load
+                    run_ingest(rt, name, str(path), progress=progress)
+                    continue
+                source = sources.get(rt, name)
+                if source is not None and (source.provider, source.format, source.location) != (provider, fmt,
+                                                                                                str(path)):
+                    sources.remove(rt, name)  # an older demo's source (FOCUS files, or another folder)
+                    source = None
+                if source is None:
+                    sources.add(rt, name, provider, fmt, str(path))
+                run_ingest(rt, name, progress=progress)
+            except (IngestError, sources.SourceError) as exc:
                 fail(str(exc))
     month = demo_data.LAST_MONTH
     with rt.warehouse.connect(read_only=True) as con:

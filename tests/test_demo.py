@@ -1,28 +1,36 @@
 """The demo dataset (app/demo): deterministic files, exact ingest, FOCUS identities, promised contents.
 
-The data goes through the real pipeline (connector -> warehouse), and the identities of
-../shared/reference/focus.md section 4 are checked as SQL over the warehouse table. Money is Decimal throughout.
+The data goes through the real pipeline (AWS: a CUR 2.0 export through the AWS connector; Azure and GCP: FOCUS
+files through the FOCUS connector -> warehouse), and the identities of ../shared/reference/focus.md section 4 are
+checked as SQL over the warehouse table. Money is Decimal throughout.
 """
 from __future__ import annotations
 
 import csv
 import gzip
+import json
 import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from app import demo
+from app import demo, sources
 from app.ingest import ingest
 from app.runtime import Runtime
 from app.settings import Settings
+from connectors.aws.services import AWS_SERVICES
 
 SOURCES = ("demo-aws", "demo-azure", "demo-gcp")
+MONTHS = (demo.FIRST_MONTH, "2026-09", demo.LAST_MONTH)
 LAST_MONTH_START = datetime.strptime(demo.LAST_MONTH, "%Y-%m").replace(tzinfo=timezone.utc)
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+CUR_FILE = re.compile(r"^data/BILLING_PERIOD=(\d{4}-\d{2})/demo-cur2-([0-9a-f-]{36})-0000[12]\.snappy\.parquet$")
+LINE_TYPES = {"Usage", "SavingsPlanCoveredUsage", "SavingsPlanNegation", "SavingsPlanRecurringFee", "DiscountedUsage",
+              "RIFee", "Fee", "Tax", "Credit", "Refund"}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +40,12 @@ def loaded(tmp_path_factory):
     exports = demo.write_exports(root / "exports")
     rt = Runtime(Settings(data_dir=root / "data"))
     rt.init()
-    results = {name: ingest(rt, name, str(path)) for name, path in exports.items()}
+    results = {}
+    for name, path in exports.items():
+        provider, fmt = demo.source_formats()[name]
+        if provider != "focus":  # as `cloudtally demo` does: a configured source
+            sources.add(rt, name, provider, fmt, str(path))
+        results[name] = ingest(rt, name, None if provider != "focus" else str(path))
     yield rt, exports, results
     rt.close()
 
@@ -54,49 +67,89 @@ def file_rows(path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
+def cur_lines(export, month: str = "*") -> list[dict]:
+    """The CUR 2.0 lines of the AWS export (one month or all), each tagged with its part file's name."""
+    return [line | {"_part": p.name} for p in sorted(export.glob(f"data/BILLING_PERIOD={month}/*.parquet"))
+            for line in pq.read_table(p).to_pylist()]
+
+
+def amortized(line: dict) -> Decimal:
+    """AWS's amortized cost of a CUR line (the CUR query library's formula, as connectors/aws/cur.py states it)."""
+    t, z = line["line_item_line_item_type"], lambda k: line[k] or Decimal(0)
+    if t == "SavingsPlanCoveredUsage":
+        return z("savings_plan_savings_plan_effective_cost")
+    if t == "SavingsPlanRecurringFee":
+        return z("savings_plan_total_commitment_to_date") - z("savings_plan_used_commitment")
+    if t in ("SavingsPlanNegation", "SavingsPlanUpfrontFee") or (t == "Fee" and line["reservation_reservation_a_r_n"]):
+        return Decimal(0)
+    if t == "DiscountedUsage":
+        return z("reservation_effective_cost")
+    if t == "RIFee":
+        return z("reservation_unused_amortized_upfront_fee_for_billing_period") + z("reservation_unused_recurring_fee")
+    return line["line_item_unblended_cost"]
+
+
 def as_decimal(value) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def export_files(folder) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 # -- 1. files --------------------------------------------------------------------------------------------------------
 def test_same_seed_gives_byte_identical_files(tmp_path):
     a = demo.write_exports(tmp_path / "a")
     b = demo.write_exports(tmp_path / "b")
-    assert set(a) == set(b) == set(SOURCES)
+    assert set(a) == set(b) == set(SOURCES) == set(demo.source_formats())
+    assert a["demo-aws"] == tmp_path / "a" / "demo-aws" / "demo-cur2"
     for name in SOURCES:
-        files_a = sorted(p.relative_to(a[name]) for p in a[name].rglob("*") if p.is_file())
-        files_b = sorted(p.relative_to(b[name]) for p in b[name].rglob("*") if p.is_file())
+        files_a, files_b = export_files(a[name]), export_files(b[name])
         assert files_a == files_b
-        assert [str(f) for f in files_a] == [
-            f"billing_period={m}/part-0.{'parquet' if name == 'demo-gcp' else 'csv.gz'}"
-            for m in ("2026-08", "2026-09", "2026-10")
-        ]
+        if name == "demo-aws":  # two parts and a manifest per billing month, Data Exports layout
+            data = [f for f in files_a if f.startswith("data/")]
+            assert [CUR_FILE.match(f).group(1) for f in data] == [m for m in MONTHS for _ in (1, 2)]
+            assert [f for f in files_a if not f.startswith("data/")] == [
+                f"metadata/BILLING_PERIOD={m}/demo-cur2-Manifest.json" for m in MONTHS]
+        else:
+            assert files_a == [f"billing_period={m}/part-0.{'parquet' if name == 'demo-gcp' else 'csv.gz'}"
+                               for m in MONTHS]
         for f in files_a:
             assert (a[name] / f).read_bytes() == (b[name] / f).read_bytes(), f"{name}/{f} differs"
 
 
 def test_rewriting_a_folder_replaces_its_files(tmp_path):
     first = demo.write_exports(tmp_path)
-    stale = first["demo-aws"] / "billing_period=2026-07" / "part-0.csv.gz"
-    stale.parent.mkdir()
-    stale.write_bytes(b"stale")
+    aws_files = export_files(first["demo-aws"])
+    mtimes = {f: (first["demo-aws"] / f).stat().st_mtime_ns for f in aws_files}
+    stale = [first["demo-azure"] / "billing_period=2026-07" / "part-0.csv.gz",
+             first["demo-aws"] / "data" / "BILLING_PERIOD=2026-07" / "old-00001.snappy.parquet",
+             first["demo-aws"].parent / "billing_period=2026-07" / "part-0.csv.gz"]  # an older demo's FOCUS files
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"stale")
     before = (first["demo-gcp"] / "billing_period=2026-10" / "part-0.parquet").read_bytes()
+    same = demo.write_exports(tmp_path)
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in same["demo-aws"].parent.iterdir()) == ["demo-cur2"]
+    # The AWS connector's delivery identity includes file times: an unchanged export is left untouched.
+    assert {f: (same["demo-aws"] / f).stat().st_mtime_ns for f in export_files(same["demo-aws"])} == mtimes
     again = demo.write_exports(tmp_path, seed=7)
-    assert not stale.exists()
     assert (again["demo-gcp"] / "billing_period=2026-10" / "part-0.parquet").read_bytes() != before
+    new_files = export_files(again["demo-aws"])
+    assert len(new_files) == 9 and not set(new_files) & {f for f in aws_files if f.startswith("data/")}
 
 
-def test_files_are_well_formed_focus_text(loaded):
+def test_files_are_well_formed(loaded):
     _, exports, _ = loaded
-    for name in ("demo-aws", "demo-azure"):
-        for path in sorted(exports[name].rglob("*.csv.gz")):
-            rows = file_rows(path)
-            assert list(rows[0]) == list(demo.COLUMNS)
-            for row in rows:
-                for col in ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"):
-                    assert TIMESTAMP.match(row[col]), (path, col, row[col])
-                for col in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity"):
-                    assert "E" not in row[col] and "e" not in row[col], (path, col, row[col])
+    for path in sorted(exports["demo-azure"].rglob("*.csv.gz")):
+        rows = file_rows(path)
+        assert list(rows[0]) == list(demo.COLUMNS)
+        for row in rows:
+            for col in ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"):
+                assert TIMESTAMP.match(row[col]), (path, col, row[col])
+            for col in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity"):
+                assert "E" not in row[col] and "e" not in row[col], (path, col, row[col])
     for path in sorted(exports["demo-gcp"].rglob("*.parquet")):
         schema = pq.read_schema(path)
         assert str(schema.field("BilledCost").type) == "decimal128(38, 18)"
@@ -105,47 +158,81 @@ def test_files_are_well_formed_focus_text(loaded):
         assert str(schema.field("Tags").type) == "string"
 
 
+def test_aws_export_is_a_cur2_data_export(loaded):
+    _, exports, _ = loaded
+    export = exports["demo-aws"]
+    for path in sorted(export.glob("data/*/*.parquet")):
+        schema = pq.read_schema(path)
+        for col in ("line_item_unblended_cost", "line_item_usage_amount", "savings_plan_used_commitment"):
+            assert str(schema.field(col).type) == "decimal128(38, 18)"
+        assert str(schema.field("line_item_usage_start_date").type) == "timestamp[ms, tz=UTC]"
+        tags = schema.field("resource_tags").type
+        assert pa.types.is_map(tags) and (str(tags.key_type), str(tags.item_type)) == ("string", "string")
+    for month in MONTHS:
+        manifest = json.loads((export / f"metadata/BILLING_PERIOD={month}/demo-cur2-Manifest.json").read_text())
+        listed = [key.split("/demo-cur2/", 1)[1] for key in manifest["dataFiles"]]
+        assert listed == [f for f in export_files(export) if f.startswith(f"data/BILLING_PERIOD={month}/")]
+        assert {CUR_FILE.match(f).group(2) for f in listed} == {manifest["executionId"]}
+    lines = cur_lines(export)
+    assert {x["line_item_line_item_type"] for x in lines} == LINE_TYPES
+    assert {x["line_item_product_code"] for x in lines} - set(AWS_SERVICES) == {"ComputeSavingsPlans"}
+    assert {k for x in lines for k, _ in x["resource_tags"]} == {"user_team", "user_env", "user_app"}
+    assert len({x["identity_line_item_id"] for x in lines}) == len(lines)
+    assert all(x["line_item_usage_type"].startswith("SpotUsage") and x["pricing_term"] == "Spot"
+               for x in lines if "Spot" in (x["line_item_usage_type"] or "") + (x["pricing_term"] or ""))
+    # Every negation matches exactly one covered line; some sit in the other part file.
+    key = ("line_item_usage_account_id", "line_item_usage_start_date", "line_item_resource_id",
+           "line_item_usage_type", "line_item_operation", "savings_plan_savings_plan_a_r_n")
+    covered = {tuple(x[k] for k in key): x for x in lines if x["line_item_line_item_type"] == "SavingsPlanCoveredUsage"}
+    negations = [x for x in lines if x["line_item_line_item_type"] == "SavingsPlanNegation"]
+    assert len(negations) == len(covered) > 1000
+    for n in negations:
+        assert covered[tuple(n[k] for k in key)]["line_item_unblended_cost"] == -n["line_item_unblended_cost"]
+    assert 0 < sum(covered[tuple(n[k] for k in key)]["_part"] != n["_part"] for n in negations) < len(negations)
+
+
 # -- 2. ledger and independent totals -------------------------------------------------------------------------------
 def test_every_delivery_reconciles(loaded):
-    _, _, results = loaded
-    for name, result in results.items():
-        assert len(result.loaded) == 3, name
-        assert not result.unchanged
-        for d in result.loaded:
-            assert d.status == "loaded"
-            assert d.raw_rows == d.landed_rows > 0
-            assert d.raw_billed_cost == d.landed_billed_cost
-            assert d.raw_effective_cost == d.landed_effective_cost
-
-
-def test_row_counts_and_size(loaded):
     rt, _, results = loaded
+    for name, result in results.items():
+        assert len(result.loaded) == 3 and not result.unchanged, name
+        for d in result.loaded:
+            assert d.status == "loaded" and d.landed_rows > 0
+            assert (d.raw_billed_cost, d.raw_effective_cost) == (d.landed_billed_cost, d.landed_effective_cost)
+            # CUR rows differ by design: negations are netted into their covered lines, Unused rows are added.
+            assert (d.raw_rows == d.landed_rows) == (name != "demo-aws")
     counts = dict(query(rt, "SELECT x_SourceId, count(*) FROM cost_and_usage GROUP BY 1"))
     for name, result in results.items():
         assert counts[name] == sum(d.landed_rows for d in result.loaded)
     assert 20_000 <= sum(counts.values()) <= 60_000
 
 
-def test_last_month_effective_cost_matches_the_files(loaded):
+def test_totals_match_the_files(loaded):
+    """Per provider, currency and billing period, BilledCost and EffectiveCost equal the files' own sums read with
+    pyarrow and Decimal: FOCUS columns, or for CUR the unblended cost and AWS's amortized cost."""
     rt, exports, _ = loaded
-    expected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    expected: dict[tuple, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     with localcontext() as ctx:
         ctx.prec = 60  # exact: well above the digits of DECIMAL(38,18) sums
-        for path in exports.values():
-            (part,) = path.glob(f"billing_period={demo.LAST_MONTH}/part-0.*")
-            for row in file_rows(part):
-                expected[row["ProviderName"], row["BillingCurrency"]] += as_decimal(row["EffectiveCost"])
-    landed = {
-        (provider, currency): total
-        for provider, currency, total in query(
-            rt,
-            "SELECT ProviderName, BillingCurrency, sum(EffectiveCost) FROM cost_and_usage "
-            "WHERE BillingPeriodStart = ? GROUP BY 1, 2",
-            [LAST_MONTH_START],
-        )
-    }
+        for line in cur_lines(exports["demo-aws"]):
+            sums = expected["AWS", line["line_item_currency_code"], line["bill_billing_period_start_date"]]
+            sums[0] += line["line_item_unblended_cost"]
+            sums[1] += amortized(line)
+        for name in ("demo-azure", "demo-gcp"):
+            for part in sorted(exports[name].rglob("part-0.*")):
+                for row in file_rows(part):
+                    start = row["BillingPeriodStart"]
+                    if isinstance(start, str):
+                        start = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                    sums = expected[row["ProviderName"], row["BillingCurrency"], start]
+                    sums[0] += as_decimal(row["BilledCost"])
+                    sums[1] += as_decimal(row["EffectiveCost"])
+    landed = {(p, c, start): [billed, effective] for p, c, start, billed, effective in query(
+        rt, "SELECT ProviderName, BillingCurrency, BillingPeriodStart, sum(BilledCost), sum(EffectiveCost) "
+            "FROM cost_and_usage GROUP BY 1, 2, 3")}
     assert landed == dict(expected)
-    assert set(landed) == {("AWS", "USD"), ("Microsoft", "USD"), ("Microsoft", "EUR"), ("Google Cloud", "USD")}
+    assert {k[:2] for k in landed if k[2] == LAST_MONTH_START} == {
+        ("AWS", "USD"), ("Microsoft", "USD"), ("Microsoft", "EUR"), ("Google Cloud", "USD")}
 
 
 # -- 3. FOCUS identities (focus.md section 4) -----------------------------------------------------------------------
@@ -157,10 +244,23 @@ def test_recurring_commitments_amortize_per_charge_period(loaded):
                  WHERE u.ChargeCategory = 'Usage' AND u.CommitmentDiscountId = p.CommitmentDiscountId
                    AND u.ChargePeriodStart >= p.ChargePeriodStart AND u.ChargePeriodEnd <= p.ChargePeriodEnd)
         FROM cost_and_usage p
-        WHERE p.ChargeCategory = 'Purchase' AND p.ChargeFrequency = 'Recurring'""")
+        WHERE p.ChargeCategory = 'Purchase' AND p.ChargeFrequency = 'Recurring'
+          AND p.CommitmentDiscountId NOT IN (SELECT CommitmentDiscountId FROM cost_and_usage
+                                             WHERE ChargeFrequency = 'One-Time' AND ChargeCategory = 'Purchase')""")
     assert len({r[0] for r in rows}) == 3  # savings plan, Azure reservation, GCP CUD
     for commitment, start, billed, amortized in rows:
         assert amortized == billed, (commitment, start)
+    # The all-upfront RI also has recurring lines (CUR's monthly RIFee): nothing billed; the hours it reserves for
+    # the month are exactly the hours used plus the hours left unused.
+    ri_months = query(rt, """
+        SELECT p.BilledCost, p.CommitmentDiscountQuantity,
+               (SELECT sum(u.CommitmentDiscountQuantity) FROM cost_and_usage u
+                 WHERE u.ChargeCategory = 'Usage' AND u.CommitmentDiscountId = p.CommitmentDiscountId
+                   AND u.ChargePeriodStart >= p.ChargePeriodStart AND u.ChargePeriodEnd <= p.ChargePeriodEnd)
+        FROM cost_and_usage p
+        WHERE p.ChargeFrequency = 'Recurring' AND p.CommitmentDiscountType = 'Reserved Instance'""")
+    assert len(ri_months) == 3
+    assert all(billed == 0 and reserved == used_and_unused > 0 for billed, reserved, used_and_unused in ri_months)
     # Every Used/Unused row of a recurring commitment falls in one of its purchase periods.
     assert scalar(rt, """
         SELECT count(*) FROM cost_and_usage u
@@ -235,13 +335,14 @@ def test_purchases_and_covered_usage(loaded):
 @pytest.mark.parametrize("unit_price, cost", [("ListUnitPrice", "ListCost"), ("ContractedUnitPrice", "ContractedCost")])
 def test_cost_is_unit_price_times_quantity_exactly(loaded, unit_price, cost):
     rt, _, _ = loaded
-    # Unit prices and quantities have at most 6 decimals, so DECIMAL(18,6) holds them without loss and their
-    # product (DECIMAL(36,12)) is exact; the comparison is exact too, no DOUBLE anywhere.
+    # Unit prices have at most 12 decimals (AWS prices DynamoDB per request unit: 0.00000025) and quantities at
+    # most 6, so DECIMAL(20,12) and DECIMAL(18,6) hold them without loss and their product (DECIMAL(38,18)) is
+    # exact; the comparison is exact too, no DOUBLE anywhere.
     checked, bad = query(rt, f"""
         SELECT count(*),
-               count(*) FILTER (WHERE CAST({unit_price} AS DECIMAL(18,6)) <> {unit_price}
+               count(*) FILTER (WHERE CAST({unit_price} AS DECIMAL(20,12)) <> {unit_price}
                    OR CAST(PricingQuantity AS DECIMAL(18,6)) <> PricingQuantity
-                   OR CAST({unit_price} AS DECIMAL(18,6)) * CAST(PricingQuantity AS DECIMAL(18,6)) <> {cost})
+                   OR CAST({unit_price} AS DECIMAL(20,12)) * CAST(PricingQuantity AS DECIMAL(18,6)) <> {cost})
         FROM cost_and_usage
         WHERE {unit_price} IS NOT NULL AND PricingQuantity IS NOT NULL AND ChargeClass IS NULL""")[0]
     assert checked > 20_000 and bad == 0
@@ -273,7 +374,14 @@ def test_tax_rows(loaded):
     rows = query(rt, "SELECT PricingQuantity, PricingUnit, ListUnitPrice, ContractedUnitPrice, PricingCategory, "
                      "SkuId, SkuPriceId, BilledCost, EffectiveCost, ListCost, ContractedCost "
                      "FROM cost_and_usage WHERE ChargeCategory = 'Tax'")
-    assert len(rows) == 12  # one per billing account (AWS, Google Cloud, two Azure) and month
+    # Azure and Google Cloud: one per billing account and month; AWS (CUR): per usage account and product code.
+    per_source = dict(query(rt, "SELECT x_SourceId, count(*) FROM cost_and_usage WHERE ChargeCategory = 'Tax' "
+                                "GROUP BY 1"))
+    assert (per_source["demo-azure"], per_source["demo-gcp"]) == (6, 3)
+    assert per_source["demo-aws"] > 12 and per_source["demo-aws"] == scalar(rt, """
+        SELECT count(DISTINCT (SubAccountId, ChargeDescription, BillingPeriodStart)) FROM cost_and_usage
+        WHERE x_SourceId = 'demo-aws' AND ChargeCategory = 'Tax'""")
+    assert len(rows) == sum(per_source.values())
     for *nulls, billed, effective, list_cost, contracted in rows:
         assert nulls == [None] * 7
         assert billed > 0 and billed == effective == list_cost == contracted
@@ -285,7 +393,9 @@ def test_nullability_pairs(loaded):
         "status set without id": "CommitmentDiscountStatus IS NOT NULL AND CommitmentDiscountId IS NULL",
         "usage with id but no status": "ChargeCategory = 'Usage' AND CommitmentDiscountId IS NOT NULL "
                                        "AND CommitmentDiscountStatus IS NULL",
+        # CUR names no commitments: the AWS connector leaves CommitmentDiscountName null (connectors/aws/cur.py).
         "commitment columns apart": "(CommitmentDiscountId IS NULL) <> (CommitmentDiscountName IS NULL) "
+                                    "AND ProviderName <> 'AWS' "
                                     "OR (CommitmentDiscountId IS NULL) <> (CommitmentDiscountCategory IS NULL) "
                                     "OR (CommitmentDiscountId IS NULL) <> (CommitmentDiscountType IS NULL) "
                                     "OR (CommitmentDiscountId IS NULL) <> (CommitmentDiscountQuantity IS NULL)",
@@ -296,7 +406,8 @@ def test_nullability_pairs(loaded):
                                   "OR CommitmentDiscountStatus = 'Unused')",
         "usage without consumption": "ChargeCategory = 'Usage' AND ConsumedQuantity IS NULL "
                                      "AND CommitmentDiscountStatus IS DISTINCT FROM 'Unused'",
-        "sub account type": "(SubAccountId IS NULL) <> (SubAccountType IS NULL)",
+        # CUR has no account types: SubAccountType stays null on AWS rows (connectors/aws/cur.py).
+        "sub account type": "(SubAccountId IS NULL) <> (SubAccountType IS NULL) AND ProviderName <> 'AWS'",
         "sku price details without price id": "SkuPriceDetails IS NOT NULL AND SkuPriceId IS NULL",
         "null mandatory cost": "ListCost IS NULL OR ContractedCost IS NULL OR ChargeFrequency IS NULL",
     }
@@ -319,9 +430,12 @@ def test_periods_are_well_formed(loaded):
                    AND BillingPeriodStart = date_trunc('month', BillingPeriodStart)
                    AND BillingPeriodEnd = BillingPeriodStart + INTERVAL 1 MONTH
                    AND ChargePeriodStart >= BillingPeriodStart AND ChargePeriodStart < BillingPeriodEnd)""") == 0
-    # Usage is daily; only purchases, credits and taxes span longer periods.
+    # Usage is daily; only purchases, credits and taxes span longer periods, and the unused part of the AWS RI,
+    # which CUR reports once a month on its RIFee line.
     assert scalar(rt, "SELECT count(*) FROM cost_and_usage WHERE ChargeCategory = 'Usage' "
-                      "AND ChargePeriodEnd - ChargePeriodStart <> INTERVAL 1 DAY") == 0
+                      "AND ChargePeriodEnd - ChargePeriodStart <> INTERVAL 1 DAY AND NOT (ProviderName = 'AWS' "
+                      "AND CommitmentDiscountStatus = 'Unused' AND CommitmentDiscountType = 'Reserved Instance' "
+                      "AND ChargePeriodStart = BillingPeriodStart AND ChargePeriodEnd = BillingPeriodEnd)") == 0
 
 
 def test_accounts_invoices_and_currencies(loaded):
@@ -366,9 +480,10 @@ def test_dataset_contents(loaded):
     assert {c for (c,) in query(rt, "SELECT DISTINCT CommitmentDiscountType FROM cost_and_usage "
                                     "WHERE CommitmentDiscountType IS NOT NULL")} == {
         "Savings Plan", "Reserved Instance", "Reservation", "Committed Use Discount"}
-    refunds = query(rt, "SELECT ProviderName, BilledCost FROM cost_and_usage "
-                        "WHERE ChargeCategory = 'Usage' AND BilledCost < 0")
-    assert len(refunds) == 1 and refunds[0][0] == "AWS"
+    # The AWS refund is a CUR Refund line: an Adjustment (connectors/aws/cur.py), never negative usage.
+    refunds = query(rt, "SELECT ProviderName, ChargeCategory FROM cost_and_usage WHERE BilledCost < 0 "
+                        "AND ChargeCategory IN ('Usage', 'Adjustment')")
+    assert refunds == [("AWS", "Adjustment")]
     periods = [p for (p,) in query(rt, "SELECT DISTINCT BillingPeriodStart FROM cost_and_usage ORDER BY 1")]
     assert [f"{p:%Y-%m}" for p in periods] == [demo.FIRST_MONTH, "2026-09", demo.LAST_MONTH]
     assert {c for (c,) in query(rt, "SELECT DISTINCT BillingCurrency FROM cost_and_usage")} == {"USD", "EUR"}

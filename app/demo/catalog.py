@@ -187,7 +187,7 @@ class Commitment:
 @dataclass
 class Provider:
     name: str
-    fmt: str  # csv | parquet
+    fmt: str  # csv | parquet (FOCUS files) | cur2 (a CUR 2.0 Data Export, app.demo.cur)
     accounts: list[Account]
     # (account, sub account, team, app, env, region, "kind*count[xscale][@auto|@batch] ...")
     workloads: list[tuple]
@@ -205,7 +205,7 @@ def _stable_id(label: str, guid: bool = False) -> str:
 def providers() -> dict[str, Provider]:
     aws_subs = tuple((_stable_id(f"aws-{n}"), n) for n in ("payments-prod", "data-prod", "platform-shared",
                                                             "search-prod", "mobile-prod", "sandbox"))
-    aws = Provider("AWS", "csv", [Account(_stable_id("aws-payer"), "Acme Corp", "Management Account", "USD", D("0.06"),
+    aws = Provider("AWS", "cur2", [Account(_stable_id("aws-payer"), "Acme Corp", "Management Account", "USD", D("0.06"),
                                           {"cloudfront": D("0.12"), "s3": D("0.04")}, aws_subs, "Member Account")], [
         (0, 0, "payments", "checkout-api", "prod", "us-east-1", "ec2-m6i*8 ec2-m6i*6@auto ebs*8"),
         (0, 0, "payments", "ledger", "prod", "us-east-1", "rds*2 dynamodb*1x2"),

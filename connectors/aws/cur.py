@@ -32,9 +32,18 @@ ServiceName/Category/Subcategory from `services.py` by product code. ProviderNam
 InvoiceIssuerName are "AWS" for AWS's own charges (Marketplace rows: PublisherName = the seller).
 Tags: user tags without their `user:` prefix, AWS tags as `aws:<key>`, cost categories as `costCategory:<name>`.
 
-AWS cannot fill (null): BillingAccountType, SubAccountType, ResourceName, ResourceType, CommitmentDiscountQuantity,
-CommitmentDiscountName, CapacityReservation*, PricingCurrency* (prices are in the billing currency), ChargeClass
-(CUR does not flag corrections of closed periods); ConsumedUnit is the pricing unit.
+Units: PricingUnit and ConsumedUnit are CUR's pricing unit in FOCUS Unit Format (`focus_unit`: Hrs -> Hours,
+GB-Mo -> GB-Months, Lambda-GB-Second -> GB-Seconds). CommitmentDiscountQuantity/Unit: reservations in Hours
+(usage amount; unused quantity on Unused rows; instances x term hours on the One-Time purchase), Savings Plans in
+the billing currency (SP effective cost on covered usage, total commitment on the recurring fee, the rest on Unused).
+Unused rows are priced in that quantity and unit at 0 (ListCost = ContractedCost = 0) and keep the fee line's SKU.
+
+ResourceType: "<service>:<type>" as AWS's ARNs name it (`rds:db`, `ec2:instance` for `i-...`, `s3:bucket`), else
+the product code. PricingCurrency* = the billing-currency figures (CUR prices in the billing currency).
+
+AWS cannot fill (null): BillingAccountType, SubAccountType, ResourceName, CommitmentDiscountName (CUR carries no
+names for commitments), CapacityReservation*, ChargeClass (CUR does not flag corrections of closed periods).
+ConsumedUnit is the pricing unit.
 """
 from __future__ import annotations
 
@@ -91,6 +100,8 @@ CUR_COLUMNS: dict[str, str] = {
     "reservation_unused_amortized_upfront_fee_for_billing_period": "decimal",
     "reservation_unused_recurring_fee": "decimal",
     "reservation_unused_quantity": "decimal",
+    "reservation_start_time": "string",
+    "reservation_end_time": "string",
     "savings_plan_savings_plan_a_r_n": "string",
     "savings_plan_savings_plan_effective_cost": "decimal",
     "savings_plan_total_commitment_to_date": "decimal",
@@ -255,6 +266,53 @@ SP_KEY = ("concat_ws('|', line_item_usage_account_id, CAST(line_item_usage_start
           "coalesce(savings_plan_savings_plan_a_r_n, ''))")
 
 
+def focus_unit(expr: str) -> str:
+    """SQL turning an AWS pricing unit into FOCUS Unit Format: Hrs -> Hours, GB-Mo -> GB-Months,
+    Lambda-GB-Second -> GB-Seconds, ReadCapacityUnit-Hrs -> ReadCapacityUnit-Hours. Other units (GB, Requests,
+    IOs, vCPU-Hours, ...) already conform and pass unchanged."""
+    out = f"regexp_replace({expr}, '^Lambda-GB-Seconds?$', 'GB-Seconds')"
+    out = f"regexp_replace({out}, '(^|-)(Hrs|Hr|Hour)$', '\\1Hours')"
+    out = f"regexp_replace({out}, '(^|-)(Mo|Month)$', '\\1Months')"
+    out = f"regexp_replace({out}, '(^|-)(Second)$', '\\1Seconds')"
+    return out
+
+
+# CommitmentDiscountQuantity in CommitmentDiscountUnit (focus.md 3.2): reservations count hours, Savings Plans
+# count commitment spend in the billing currency. A reservation's One-Time purchase eligible over its whole term is
+# the reserved instance count times the term's hours (from reservation_start_time/end_time; null without them).
+COMMITMENT_QUANTITY = """CASE
+    WHEN commitment IS NULL OR category NOT IN ('Usage', 'Purchase') THEN NULL
+    WHEN commitment = reservation_reservation_a_r_n THEN CASE
+        WHEN kind = 'unused' THEN reservation_unused_quantity
+        WHEN line_item_line_item_type = 'Fee' THEN CAST(line_item_usage_amount * date_diff('hour',
+             try_cast(reservation_start_time AS TIMESTAMPTZ), try_cast(reservation_end_time AS TIMESTAMPTZ)) AS {dec})
+        ELSE line_item_usage_amount END
+    WHEN kind = 'unused' THEN coalesce(savings_plan_total_commitment_to_date, 0) - coalesce(savings_plan_used_commitment, 0)
+    WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage' THEN savings_plan_savings_plan_effective_cost
+    WHEN line_item_line_item_type = 'SavingsPlanRecurringFee' THEN savings_plan_total_commitment_to_date
+    ELSE coalesce(savings_plan_total_commitment_to_date, line_item_unblended_cost) END"""
+
+
+# ResourceType from the resource's own ID, as AWS names resource types in ARNs ("<service>:<type>"): ARNs give
+# theirs, EC2 IDs their prefix, S3 buckets are buckets; any other ID falls back to the product code.
+RESOURCE_TYPE = """CASE
+    WHEN ResourceId IS NULL THEN NULL
+    WHEN starts_with(ResourceId, 'arn:aws') AND split_part(ResourceId, ':', 3) = 's3' THEN 's3:bucket'
+    WHEN starts_with(ResourceId, 'arn:aws')
+         THEN split_part(ResourceId, ':', 3) || ':' || regexp_extract(split_part(ResourceId, ':', 6), '^[^/]+')
+    WHEN regexp_matches(ResourceId, '^i-[0-9a-f]+$') THEN 'ec2:instance'
+    WHEN regexp_matches(ResourceId, '^vol-[0-9a-f]+$') THEN 'ec2:volume'
+    WHEN regexp_matches(ResourceId, '^snap-[0-9a-f]+$') THEN 'ec2:snapshot'
+    WHEN regexp_matches(ResourceId, '^nat-[0-9a-f]+$') THEN 'ec2:natgateway'
+    WHEN regexp_matches(ResourceId, '^eipalloc-[0-9a-f]+$') THEN 'ec2:elastic-ip'
+    WHEN line_item_product_code = 'AmazonS3' THEN 's3:bucket'
+    ELSE line_item_product_code END"""
+
+COMMITMENT_UNIT = """CASE WHEN commitment IS NULL OR category NOT IN ('Usage', 'Purchase') THEN NULL
+         WHEN commitment = reservation_reservation_a_r_n THEN 'Hours'
+         ELSE line_item_currency_code END"""
+
+
 def delivery_select(plans: list[CurPlan]) -> StagedFile:
     """One SELECT over all files of a delivery producing warehouse columns (including x_SourceFile)."""
     union = " UNION ALL BY NAME ".join(f"({normalized_sql(p)})" for p in plans)
@@ -348,9 +406,9 @@ SELECT
               THEN coalesce(pricing_public_on_demand_cost, line_item_unblended_cost)
          WHEN category IN ('Usage', 'Purchase') THEN line_item_unblended_cost
          ELSE billed END AS ContractedCost,
-    CASE WHEN kind <> 'unused' AND category IN ('Usage', 'Purchase') THEN
+    CASE WHEN kind = 'unused' THEN 0 WHEN category IN ('Usage', 'Purchase') THEN
          coalesce(pricing_public_on_demand_rate, line_item_unblended_rate) END AS ListUnitPrice,
-    CASE WHEN kind <> 'unused' AND category IN ('Usage', 'Purchase') THEN
+    CASE WHEN kind = 'unused' THEN 0 WHEN category IN ('Usage', 'Purchase') THEN
          CASE WHEN line_item_line_item_type = 'DiscountedUsage'
               THEN coalesce(pricing_public_on_demand_rate, line_item_unblended_rate)
               ELSE line_item_unblended_rate END END AS ContractedUnitPrice,
@@ -359,22 +417,29 @@ SELECT
          WHEN line_item_line_item_type IN ('DiscountedUsage', 'SavingsPlanCoveredUsage') THEN 'Committed'
          WHEN pricing_term = 'Spot' OR line_item_usage_type LIKE '%SpotUsage%' THEN 'Dynamic'
          ELSE 'Standard' END AS PricingCategory,
-    CASE WHEN kind <> 'unused' AND category IN ('Usage', 'Purchase') AND pricing_unit IS NOT NULL
+    CASE WHEN kind = 'unused' THEN {COMMITMENT_QUANTITY.format(dec=_DEC)}
+         WHEN category IN ('Usage', 'Purchase') AND pricing_unit IS NOT NULL
          THEN line_item_usage_amount END AS PricingQuantity,
-    CASE WHEN kind <> 'unused' AND category IN ('Usage', 'Purchase') AND line_item_usage_amount IS NOT NULL
-         THEN pricing_unit END AS PricingUnit,
+    CASE WHEN kind = 'unused' THEN {COMMITMENT_UNIT}
+         WHEN category IN ('Usage', 'Purchase') AND line_item_usage_amount IS NOT NULL
+         THEN {focus_unit('pricing_unit')} END AS PricingUnit,
     line_item_currency_code AS BillingCurrency,
+    line_item_currency_code AS PricingCurrency,
+    ListUnitPrice AS PricingCurrencyListUnitPrice,
+    ContractedUnitPrice AS PricingCurrencyContractedUnitPrice,
+    EffectiveCost AS PricingCurrencyEffectiveCost,
     CASE WHEN kind = 'line' AND category = 'Usage' THEN line_item_usage_amount END AS ConsumedQuantity,
     CASE WHEN kind = 'line' AND category = 'Usage' AND line_item_usage_amount IS NOT NULL
-         THEN pricing_unit END AS ConsumedUnit,
+         THEN {focus_unit('pricing_unit')} END AS ConsumedUnit,
     coalesce(service_name, product_product_name, line_item_product_code) AS ServiceName,
     coalesce(service_category, '{OTHER[0]}') AS ServiceCategory,
     coalesce(service_subcategory, '{OTHER[1]}') AS ServiceSubcategory,
-    CASE WHEN category IN ('Usage', 'Purchase') AND kind = 'line' THEN product_sku END AS SkuId,
-    CASE WHEN category IN ('Usage', 'Purchase') AND kind = 'line' THEN product_product_family END AS SkuMeter,
-    CASE WHEN category IN ('Usage', 'Purchase') AND kind = 'line' THEN pricing_rate_code END AS SkuPriceId,
+    CASE WHEN category IN ('Usage', 'Purchase') AND kind <> 'negation' THEN product_sku END AS SkuId,
+    CASE WHEN category IN ('Usage', 'Purchase') AND kind <> 'negation' THEN product_product_family END AS SkuMeter,
+    CASE WHEN category IN ('Usage', 'Purchase') AND kind <> 'negation' THEN pricing_rate_code END AS SkuPriceId,
     CASE WHEN kind = 'unused' OR category = 'Purchase' THEN coalesce(commitment, line_item_resource_id)
          ELSE line_item_resource_id END AS ResourceId,
+    {RESOURCE_TYPE} AS ResourceType,
     product_region_code AS RegionId,
     product_location AS RegionName,
     line_item_availability_zone AS AvailabilityZone,
@@ -386,6 +451,8 @@ SELECT
          ELSE 'Savings Plan' END AS CommitmentDiscountType,
     CASE WHEN kind = 'unused' THEN 'Unused'
          WHEN commitment IS NOT NULL AND category = 'Usage' THEN 'Used' END AS CommitmentDiscountStatus,
+    {COMMITMENT_QUANTITY.format(dec=_DEC)} AS CommitmentDiscountQuantity,
+    {COMMITMENT_UNIT} AS CommitmentDiscountUnit,
     tags AS Tags,
     x_SourceFile
 FROM typed"""
