@@ -137,7 +137,7 @@ def month_lines(year: int = 2026, month: int = 10, scale: D = D(1), extra_tag: b
              line_item_unblended_cost=D("-2.00") * s, line_item_line_item_description="AWS Activate credit"),
         line(12, "EdpDiscount", line_item_product_code="AmazonS3", line_item_usage_account_id=ACCT_B,
              line_item_unblended_cost=D("-0.50") * s),
-        line(13, "Refund", line_item_product_code="AmazonS3", line_item_usage_account_id=ACCT_B,
+        line(13, "Refund", line_item_product_code="AWSNewService2026", line_item_usage_account_id=ACCT_B,
              line_item_unblended_cost=D("-1.00") * s),
         line(14, "Usage", line_item_product_code="AmazonS3", line_item_usage_account_id=ACCT_B,
              line_item_usage_type="TimedStorage-ByteHrs", line_item_usage_amount=D("100.5"), pricing_unit="GB-Mo",

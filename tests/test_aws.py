@@ -61,7 +61,24 @@ def test_cur2_from_s3_reconciles_and_maps_every_line_item_type(rt_any, s3, s3_en
                    "US East (N. Virginia)", "us-east-1a", {"team": "payments", "env": "prod"}, "SKU1", "SKU1.RATE",
                    D("0.096"), D("0.096"), "AWS", "AWS", "AWS")
     assert by_line  # every line has a description (AWS's or ours)
-    assert any("ComputeSavingsPlans" in n for n in d.tolerated)  # an unmapped product code is reported
+    assert any("AWSNewService2026" in n for n in d.tolerated)  # an unmapped product code is reported
+    assert not any("ComputeSavingsPlans" in n for n in d.tolerated)
+    # Units in FOCUS Unit Format; commitment quantities in hours (RI) or spend (SP).
+    units = dict(q(rt_any, "SELECT ResourceId, PricingUnit FROM cost_and_usage WHERE ResourceId IN ('bucket-a', 'i-1')"))
+    assert units == {"bucket-a": "GB-Months", "i-1": "Hours"}
+    commitments = q(rt_any, """
+        SELECT ChargeCategory, ChargeFrequency, CommitmentDiscountStatus, CommitmentDiscountQuantity,
+               CommitmentDiscountUnit, PricingQuantity, PricingUnit, ServiceName FROM cost_and_usage
+        WHERE CommitmentDiscountId IS NOT NULL AND ChargeCategory IN ('Usage', 'Purchase') ORDER BY ALL""")
+    assert commitments == [
+        ("Purchase", "One-Time", None, None, None, None, None, "Amazon Elastic Compute Cloud"),  # no term dates
+        ("Purchase", "Recurring", None, D(10), "USD", D(720), "Hours", "Savings Plans for AWS Compute usage"),
+        ("Purchase", "Recurring", None, D(744), "Hours", D(744), "Hours", "Amazon Elastic Compute Cloud"),
+        ("Usage", "Usage-Based", "Unused", D("0.75"), "USD", D("0.75"), "USD", "Savings Plans for AWS Compute usage"),
+        ("Usage", "Usage-Based", "Unused", D(20), "Hours", D(20), "Hours", "Amazon Elastic Compute Cloud"),
+        ("Usage", "Usage-Based", "Used", D("0.1122"), "USD", D(1), "Hours", "Amazon Elastic Compute Cloud"),
+        ("Usage", "Usage-Based", "Used", D(1), "Hours", D(1), "Hours", "Amazon Elastic Compute Cloud"),
+    ]
 
 
 @pytest.mark.parametrize("layout", ["create-new", "overwrite"])

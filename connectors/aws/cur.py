@@ -316,8 +316,11 @@ COMMITMENT_UNIT = """CASE WHEN commitment IS NULL OR category NOT IN ('Usage', '
 def delivery_select(plans: list[CurPlan]) -> StagedFile:
     """One SELECT over all files of a delivery producing warehouse columns (including x_SourceFile)."""
     union = " UNION ALL BY NAME ".join(f"({normalized_sql(p)})" for p in plans)
+    # Parquet parts are re-read for each use of `n` (column pruning makes the narrow uses cheap; bench/cur2_bench.py
+    # measured 2x faster than holding every wide row); CSV is parsed once and held (spilling past memory_limit).
+    materialized = "NOT MATERIALIZED" if all(p.opened.kind == "parquet" for p in plans) else "MATERIALIZED"
     sql = f"""
-WITH n AS MATERIALIZED (
+WITH n AS {materialized} (
     SELECT *, CASE WHEN line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation')
                    THEN {SP_KEY} END AS sp_key
     FROM ({union})
@@ -452,7 +455,7 @@ SELECT
     CASE WHEN kind = 'unused' THEN 'Unused'
          WHEN commitment IS NOT NULL AND category = 'Usage' THEN 'Used' END AS CommitmentDiscountStatus,
     {COMMITMENT_QUANTITY.format(dec=_DEC)} AS CommitmentDiscountQuantity,
-    {COMMITMENT_UNIT} AS CommitmentDiscountUnit,
+    CASE WHEN CommitmentDiscountQuantity IS NOT NULL THEN {COMMITMENT_UNIT} END AS CommitmentDiscountUnit,
     tags AS Tags,
     x_SourceFile
 FROM typed"""

@@ -22,6 +22,10 @@ AWS_SERVICES: dict[str, tuple[str, str, str]] = {
     "AmazonAppStream": ("Amazon AppStream 2.0", "Compute", "End User Computing"),
     "AmazonBraket": ("Amazon Braket", "Compute", "Quantum Compute"),
     "AWSOutposts": ("AWS Outposts", "Compute", "Other (Compute)"),
+    # Savings Plans bill their fees under their own product codes (SavingsPlanRecurringFee / UpfrontFee lines).
+    "ComputeSavingsPlans": ("Savings Plans for AWS Compute usage", "Compute", "Other (Compute)"),
+    "MachineLearningSavingsPlans": ("Savings Plans for Machine Learning", "AI and Machine Learning",
+                                    "Other (AI and Machine Learning)"),
     # Storage
     "AmazonS3": ("Amazon Simple Storage Service", "Storage", "Object Storage"),
     "AmazonS3GlacierDeepArchive": ("Amazon S3 Glacier Deep Archive", "Storage", "Backup Storage"),
