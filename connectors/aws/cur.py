@@ -315,9 +315,11 @@ COMMITMENT_UNIT = """CASE WHEN commitment IS NULL OR category NOT IN ('Usage', '
 
 def delivery_select(plans: list[CurPlan]) -> StagedFile:
     """One SELECT over all files of a delivery producing warehouse columns (including x_SourceFile)."""
-    union = " UNION ALL BY NAME ".join(f"({normalized_sql(p)})" for p in plans)
-    # Parquet parts are re-read for each use of `n` (column pruning makes the narrow uses cheap; bench/cur2_bench.py
-    # measured 2x faster than holding every wide row); CSV is parsed once and held (spilling past memory_limit).
+    union = " UNION ALL BY NAME ".join(
+        f"({normalized_sql(p, f', CAST({p.opened.row_number} AS BIGINT) AS line_no')})" for p in plans)
+    # Parquet parts are re-read for each use of `n` (column pruning keeps the netting scan narrow); CSV is parsed
+    # once and held (spilling past memory_limit). Netting joins the wide line stream to a narrow per-key summary,
+    # so memory grows with the number of Savings Plan keys, never with the width of the rows (bench/cur2_bench.py).
     materialized = "NOT MATERIALIZED" if all(p.opened.kind == "parquet" for p in plans) else "MATERIALIZED"
     sql = f"""
 WITH n AS {materialized} (
@@ -325,27 +327,25 @@ WITH n AS {materialized} (
                    THEN {SP_KEY} END AS sp_key
     FROM ({union})
 ),
-covered AS (
-    SELECT *, row_number() OVER (PARTITION BY sp_key ORDER BY line_item_unblended_cost DESC,
-                                 identity_line_item_id) AS sp_rank
-    FROM n WHERE line_item_line_item_type = 'SavingsPlanCoveredUsage'
-),
-negation AS (
-    SELECT sp_key, sum(line_item_unblended_cost) AS negated
-    FROM n WHERE line_item_line_item_type = 'SavingsPlanNegation' GROUP BY sp_key
+-- Per Savings Plan key: the negations' sum, and the one covered line that takes it (the costliest; ties broken
+-- by file and line number, so exactly one line nets however many share the key).
+sp AS (
+    SELECT sp_key,
+           sum(line_item_unblended_cost) FILTER (WHERE line_item_line_item_type = 'SavingsPlanNegation') AS negated,
+           max({{'cost': line_item_unblended_cost, 'file': x_SourceFile, 'line': -line_no}})
+               FILTER (WHERE line_item_line_item_type = 'SavingsPlanCoveredUsage') AS taker
+    FROM n WHERE sp_key IS NOT NULL GROUP BY sp_key
 ),
 parts AS (
-    SELECT n.*, 'line' AS kind, line_item_unblended_cost AS billed FROM n
-    WHERE line_item_line_item_type NOT IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation')
+    SELECT n.* EXCLUDE (line_no),
+           CASE WHEN line_item_line_item_type = 'SavingsPlanNegation' THEN 'negation' ELSE 'line' END AS kind,
+           line_item_unblended_cost
+           + CASE WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage' AND sp.taker.file = n.x_SourceFile
+                       AND sp.taker.line = -n.line_no THEN coalesce(sp.negated, 0) ELSE 0 END AS billed
+    FROM n LEFT JOIN sp ON n.sp_key = sp.sp_key
+    WHERE NOT (line_item_line_item_type = 'SavingsPlanNegation' AND sp.taker IS NOT NULL)
     UNION ALL BY NAME
-    SELECT c.* EXCLUDE (sp_rank), 'line' AS kind,
-           c.line_item_unblended_cost + CASE WHEN c.sp_rank = 1 THEN coalesce(g.negated, 0) ELSE 0 END AS billed
-    FROM covered c LEFT JOIN negation g ON c.sp_key = g.sp_key
-    UNION ALL BY NAME
-    SELECT n.*, 'negation' AS kind, line_item_unblended_cost AS billed FROM n
-    WHERE line_item_line_item_type = 'SavingsPlanNegation' AND sp_key NOT IN (SELECT sp_key FROM covered)
-    UNION ALL BY NAME
-    SELECT n.*, 'unused' AS kind, CAST(0 AS {_DEC}) AS billed FROM n
+    SELECT n.* EXCLUDE (line_no), 'unused' AS kind, CAST(0 AS {_DEC}) AS billed FROM n
     WHERE (line_item_line_item_type = 'SavingsPlanRecurringFee'
            AND coalesce(savings_plan_total_commitment_to_date, 0) - coalesce(savings_plan_used_commitment, 0) <> 0)
        OR (line_item_line_item_type = 'RIFee'
