@@ -107,7 +107,8 @@ def ingest(
                 step = _Step(report, i, len(candidates), cand.label)
                 try:
                     _ingest_candidate(rt, session, con, source, cand, opts, period, step, result)
-                except IngestError as exc:
+                except (IngestError, duckdb.OutOfMemoryException) as exc:
+                    exc = _out_of_memory(exc, rt.settings.warehouse_memory_limit) or exc
                     if not exc.recorded:
                         _record_failure(session, source, step.files_seen, str(exc), utcnow(), step.t0, cand)
                     result.failed.append(exc)
@@ -239,7 +240,7 @@ def _load(rt, session, con, source, cand: Candidate, inspection: Inspection, per
             on_progress=lambda uri, frac: step(f"loading {_short(uri)}", 0.4 + 0.6 * frac),
         )
     except (FileLoadError, ReconciliationError, duckdb.Error) as exc:
-        error = _explain(exc, inspection)
+        error = _explain(exc, inspection, rt.settings.warehouse_memory_limit)
         _finish(session, pending, step.t0, status="failed", error=str(error))
         error.recorded = True
         raise error from exc
@@ -269,8 +270,26 @@ def _current_delivery(session: Session, source: Source, start: datetime) -> Deli
     )
 
 
-def _explain(exc: Exception, inspection: Inspection) -> IngestError:
+def _out_of_memory(exc: BaseException, memory_limit: str | None) -> IngestError | None:
+    """Running out of DuckDB memory is not bad input: say so, and which setting to raise (None if not that)."""
+    seen, cause, uri = set(), exc, getattr(exc, "file", None)
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, duckdb.OutOfMemoryException):
+            error = IngestError(f"the warehouse ran out of memory reading this delivery ({str(cause).splitlines()[0]}); "
+                                f"raise CLOUDTALLY_WAREHOUSE_MEMORY_LIMIT (now {memory_limit or 'DuckDB default'})",
+                                file=uri)
+            error.recorded = getattr(exc, "recorded", False)
+            return error
+        uri = uri or getattr(cause, "uri", None)
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    return None
+
+
+def _explain(exc: Exception, inspection: Inspection, memory_limit: str | None = None) -> IngestError:
     """The load's database error as bad input naming file, row and column (found by the connector's diagnosis)."""
+    if (error := _out_of_memory(exc, memory_limit)) is not None:
+        return error
     if isinstance(exc, FileLoadError):
         if inspection.diagnose:
             return inspection.diagnose(exc.uri, exc.cause)

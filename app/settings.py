@@ -23,9 +23,10 @@ class Settings(BaseSettings):
     warehouse_path: Path | None = Field(None, description="DuckDB file. Default: <data_dir>/warehouse.duckdb.")
     log_level: str = Field("INFO", description="Python logging level.")
     warehouse_memory_limit: str | None = Field(
-        "1GB",
+        "1500MB",
         description="DuckDB memory_limit for warehouse work (e.g. 1GB, 4GB); DuckDB spills to disk beyond it. "
-        "1GB keeps a 10M-row ingest under 1 GB of RSS at the same speed (bench/RESULTS.md).",
+        "1500MB keeps a 10M-line ingest under 2 GB of RSS; AWS CUR rows (about 50 columns) need more than 1GB "
+        "with two threads (bench/RESULTS.md).",
     )
     download_concurrency: int = Field(4, description="Raw files fetched at once from object storage.")
     warehouse_lock_timeout: float = Field(

@@ -292,3 +292,18 @@ def test_interrupted_download_resumes_without_fetching_finished_parts(rt, s3, s3
         failed = s.scalars(select(Delivery).where(Delivery.status == "failed")).all()
         assert [f.error for f in failed] == ["ConnectionError: connection reset by peer"]
         assert failed[0].billing_period_start.month == 10
+
+
+def test_running_out_of_warehouse_memory_names_the_setting(rt, tmp_path):
+    """Not bad input: the error says which setting to raise, and the month loaded before stays."""
+    rows = fx.month_lines()
+    fx.write_cur2(tmp_path / "x", "cur2-export", rows)
+    sources.add(rt, "aws", "aws", "cur2", str(tmp_path / "x" / "cur2-export"))
+    ingest(rt, "aws")
+    before = totals(rt, "aws")
+    fx.write_cur2(tmp_path / "x", "cur2-export", fx.month_lines(scale=D(2)), run="exec-2")  # a re-delivery
+    rt.settings.warehouse_memory_limit = rt.warehouse.memory_limit = "1MB"
+    with pytest.raises(IngestError, match=r"CLOUDTALLY_WAREHOUSE_MEMORY_LIMIT \(now 1MB\)"):
+        ingest(rt, "aws")
+    rt.warehouse.memory_limit = None
+    assert totals(rt, "aws") == before

@@ -11,7 +11,7 @@ because a covered usage line and its Savings Plan negation can sit in different 
 | Usage | Usage; Standard, or Dynamic for Spot | unblended | unblended |
 | DiscountedUsage (RI) | Usage, Committed, Used | unblended | reservation effective cost |
 | SavingsPlanCoveredUsage | Usage, Committed, Used | unblended + its negation (so 0) | SP effective cost |
-| SavingsPlanNegation | netted into the covered usage line of the same account, hour, resource, usage type, operation and plan; a negation with no such line stays as an Adjustment row (reported) | unblended | 0 |
+| SavingsPlanNegation | netted into the covered usage line of the same account, hour, resource, usage type, operation and plan (the first such line in file order when several share them); a negation with no such line stays as an Adjustment row (reported) | unblended | 0 |
 | RIFee, SavingsPlanRecurringFee | Purchase, Recurring; plus a Usage row, Committed, **Unused**, for the unused part | unblended; 0 | 0; unused amortized fee + unused recurring fee (RI), total commitment - used (SP) |
 | SavingsPlanUpfrontFee, Fee with a reservation ARN | Purchase, One-Time | unblended | 0 |
 | Fee (other) | Purchase, One-Time | unblended | unblended |
@@ -261,9 +261,13 @@ def raw_stats(con: duckdb.DuckDBPyConnection, plan: CurPlan) -> list[PeriodStats
             for start, end, n, billed, amortized, _ in rows]
 
 
-SP_KEY = ("concat_ws('|', line_item_usage_account_id, CAST(line_item_usage_start_date AS VARCHAR), "
-          "coalesce(line_item_resource_id, ''), coalesce(line_item_usage_type, ''), coalesce(line_item_operation, ''), "
-          "coalesce(savings_plan_savings_plan_a_r_n, ''))")
+# The key that pairs a Savings Plan negation with its covered usage line: same usage account, hour, resource,
+# usage type, operation and plan. Held as a 128-bit hash of those columns (two independent 64-bit hashes), so the
+# netting table stays small and fixed-size however long the IDs and ARNs are; a collision would need ~2^64 keys.
+_SP_PARTS = ("line_item_usage_account_id, line_item_usage_start_date, coalesce(line_item_resource_id, ''), "
+             "coalesce(line_item_usage_type, ''), coalesce(line_item_operation, ''), "
+             "coalesce(savings_plan_savings_plan_a_r_n, '')")
+SP_KEY = f"((hash({_SP_PARTS})::UHUGEINT << 64) + hash({_SP_PARTS}, 'sp-key')::UHUGEINT)"
 
 
 def focus_unit(expr: str) -> str:
@@ -315,8 +319,10 @@ COMMITMENT_UNIT = """CASE WHEN commitment IS NULL OR category NOT IN ('Usage', '
 
 def delivery_select(plans: list[CurPlan]) -> StagedFile:
     """One SELECT over all files of a delivery producing warehouse columns (including x_SourceFile)."""
+    # line_no: a number unique to each line of the delivery (file index, then the line's row in its file).
     union = " UNION ALL BY NAME ".join(
-        f"({normalized_sql(p, f', CAST({p.opened.row_number} AS BIGINT) AS line_no')})" for p in plans)
+        f"({normalized_sql(p, f', {i} * 1000000000000 + CAST({p.opened.row_number} AS BIGINT) AS line_no')})"
+        for i, p in enumerate(plans))
     # Parquet parts are re-read for each use of `n` (column pruning keeps the netting scan narrow); CSV is parsed
     # once and held (spilling past memory_limit). Netting joins the wide line stream to a narrow per-key summary,
     # so memory grows with the number of Savings Plan keys, never with the width of the rows (bench/cur2_bench.py).
@@ -327,21 +333,20 @@ WITH n AS {materialized} (
                    THEN {SP_KEY} END AS sp_key
     FROM ({union})
 ),
--- Per Savings Plan key: the negations' sum, and the one covered line that takes it (the costliest; ties broken
--- by file and line number, so exactly one line nets however many share the key).
+-- Per Savings Plan key: the negations' sum, and the one covered line that takes it (the first in file order, so
+-- exactly one line nets however many share the key). Fixed-size aggregate states, so the table can spill.
 sp AS (
     SELECT sp_key,
            sum(line_item_unblended_cost) FILTER (WHERE line_item_line_item_type = 'SavingsPlanNegation') AS negated,
-           max({{'cost': line_item_unblended_cost, 'file': x_SourceFile, 'line': -line_no}})
-               FILTER (WHERE line_item_line_item_type = 'SavingsPlanCoveredUsage') AS taker
+           min(line_no) FILTER (WHERE line_item_line_item_type = 'SavingsPlanCoveredUsage') AS taker
     FROM n WHERE sp_key IS NOT NULL GROUP BY sp_key
 ),
 parts AS (
     SELECT n.* EXCLUDE (line_no),
            CASE WHEN line_item_line_item_type = 'SavingsPlanNegation' THEN 'negation' ELSE 'line' END AS kind,
            line_item_unblended_cost
-           + CASE WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage' AND sp.taker.file = n.x_SourceFile
-                       AND sp.taker.line = -n.line_no THEN coalesce(sp.negated, 0) ELSE 0 END AS billed
+           + CASE WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage' AND sp.taker = n.line_no
+                  THEN coalesce(sp.negated, 0) ELSE 0 END AS billed
     FROM n LEFT JOIN sp ON n.sp_key = sp.sp_key
     WHERE NOT (line_item_line_item_type = 'SavingsPlanNegation' AND sp.taker IS NOT NULL)
     UNION ALL BY NAME
