@@ -15,6 +15,8 @@ from app.warehouse import COST_TABLE
 FORMATS: dict[str, tuple[str, ...]] = {
     "focus": ("focus",),
     "aws": ("cur", "cur2", "focus"),
+    # actual+amortized: an ActualCost and an AmortizedCost export joined (option amortized_location names the second)
+    "azure": ("actual", "amortized", "actual+amortized", "focus"),
 }
 SECRET_OPTION_WORDS = ("secret", "password", "key", "token", "credential")
 
@@ -31,7 +33,8 @@ def validate(name: str, provider: str, fmt: str, location: str, options: dict[st
     if fmt not in FORMATS[provider]:
         raise SourceError(f"format {fmt!r} is not one of {provider}'s: {', '.join(FORMATS[provider])}")
     if not location:
-        raise SourceError("a location is required (s3://bucket/prefix/name or a local folder)")
+        raise SourceError("a location is required (s3://bucket/prefix/name, azure://account/container/prefix "
+                          "or a local folder)")
     secret = [k for k in options if any(w in k.lower() for w in SECRET_OPTION_WORDS)]
     if secret:
         raise SourceError(f"option {secret[0]!r} looks like a secret; CloudTally never stores secrets: use the "

@@ -13,7 +13,11 @@ def get_connector(provider: str) -> Connector:
         from connectors.aws import AwsConnector
 
         return AwsConnector()
+    if provider == "azure":
+        from connectors.azure import AzureConnector
+
+        return AzureConnector()
     raise IngestError(f"no connector for provider {provider!r} (available: {', '.join(PROVIDERS)})")
 
 
-PROVIDERS = ("focus", "aws")
+PROVIDERS = ("focus", "aws", "azure")

@@ -48,6 +48,7 @@ class RemoteFile:
     size: int | None = None
     version: str | None = None  # ETag, or mtime for local files
     modified: float | None = None  # POSIX time of the last write, to pick the newest manifest
+    role: str | None = None  # what the file is within its delivery, when a format joins two datasets (Azure)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class LocalFile:
     path: Path
     size: int
     sha256: str
+    role: str | None = None  # carried over from the RemoteFile
 
 
 @dataclass(frozen=True)

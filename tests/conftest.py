@@ -1,13 +1,18 @@
-"""Shared fixtures: runtimes on SQLite and PostgreSQL, the public FOCUS samples, a real S3 (moto server mode).
+"""Shared fixtures: runtimes on SQLite and PostgreSQL, the public FOCUS samples, a real S3 (moto server mode), a
+real Azure Blob Storage (Azurite, from the repository's package.json: `npm ci`).
 
 Services a test needs are started here or must already run (PostgreSQL on 127.0.0.1:5432). With CI=true a missing
 service or missing ../shared fails the run loudly; locally such tests are skipped with the reason.
 """
 from __future__ import annotations
 
+import http.client
 import os
 import socket
+import subprocess
+import time
 import uuid
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -131,3 +136,73 @@ def s3(s3_endpoint):
     bucket = f"bills-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
     return client, bucket
+
+
+# -- Azure Blob Storage through Azurite ----------------------------------------------------------------------------
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development account key (public, documented by Microsoft; not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a server we started, by its PID: SIGTERM, then SIGKILL if it ignores that (Azurite may)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """Azurite's blob service on a free 127.0.0.1 port, with a throw-away data folder."""
+    exe = REPO / "node_modules" / ".bin" / "azurite-blob"
+    if not exe.exists():
+        unavailable(f"Azurite not installed at {exe} (run `npm ci` in the repository root)")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("azurite")
+    log = open(folder / "azurite.log", "wb")
+    proc = subprocess.Popen(
+        [str(exe), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(folder / "data"),
+         "--skipApiVersionCheck", "--loose", "--silent"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # answers = any HTTP response from the blob endpoint
+            if proc.poll() is not None:
+                unavailable(f"Azurite exited with code {proc.returncode}: "
+                            f"{(folder / 'azurite.log').read_text(errors='replace')[-500:]}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", f"/{AZURITE_ACCOUNT}?comp=list")
+                conn.getresponse().read()
+                conn.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    unavailable("Azurite did not answer within 30 s")
+                time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+        yield SimpleNamespace(
+            endpoint=endpoint,
+            connection_string=(f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                               f"AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"),
+        )
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@pytest.fixture
+def blob_container(azurite, monkeypatch):
+    """A fresh container in Azurite, with AZURE_STORAGE_CONNECTION_STRING pointing at it for the test."""
+    from azure.storage.blob import BlobServiceClient
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    name = f"bills-{uuid.uuid4().hex[:8]}"
+    client = BlobServiceClient.from_connection_string(azurite.connection_string).create_container(name)
+    return client

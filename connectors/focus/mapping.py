@@ -8,6 +8,7 @@ column.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -256,9 +257,14 @@ def staged_select(plan: FilePlan) -> StagedFile:
 
 
 # -- diagnostics -------------------------------------------------------------------------------------------------
-def diagnose(con: duckdb.DuckDBPyConnection, plan: FilePlan, exc: Exception | None) -> IngestError:
-    """Find the first bad row and column of the file (reads it again, in order, single-threaded)."""
+def diagnose(con: duckdb.DuckDBPyConnection, plan: FilePlan, exc: Exception | None,
+             extra_checks: Sequence[tuple[ColumnPlan, str, str]] = ()) -> IngestError:
+    """Find the first bad row and column of the file (reads it again, in order, single-threaded).
+
+    `extra_checks` adds (column, SQL condition true on a bad row, message) for value forms a provider reads its own
+    way (Azure's MM/dd/yyyy dates)."""
     checks = [(p, cond, msg) for p in plan.columns.values() for cond, msg in _bad_value_checks(p)]
+    checks += list(extra_checks)
     labels = ", ".join(
         f"CASE WHEN {cond} THEN {quote_str(str(i))} END" for i, (_, cond, _) in enumerate(checks)
     )
