@@ -685,3 +685,56 @@ def _parse_time(value: Any) -> datetime | None:
 def _iso(t: datetime) -> str:
     t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------------------------------- a source's exports
+
+DATASET_OF_FORMAT = {"focus": "FocusCost", "actual": "ActualCost", "amortized": "AmortizedCost"}
+MANAGEMENT_OPTIONS = ("scope", "storage_account_id", "export_format", "focus_version", "management_url")
+
+
+def specs_for_source(fmt: str, location: str, options: Mapping[str, str]) -> list[ExportSpec]:
+    """The Cost Management export(s) that write what a CloudTally Azure source reads.
+
+    The source's location `azure://<account>/<container>/<root>/<export-name>` gives the container, root folder and
+    export name; options give the rest: `scope` (where the export is defined), `storage_account_id` (the account's
+    resource id; its name must be the location's account), `export_format` (Parquet, default, or Csv),
+    `focus_version` (FocusCost dataset version, default 1.0r2). Format `actual+amortized` manages two exports: the
+    ActualCost one at the location and the AmortizedCost one at option `amortized_location`. Each export runs daily
+    with the month to date, partitioned, overwriting the previous run (the connector loads the newest run either
+    way)."""
+    from connectors.azure.discovery import amortized_location
+    from connectors.storage import _split_azure
+
+    scope = (options.get("scope") or "").strip()
+    account_id = (options.get("storage_account_id") or "").strip()
+    missing = [k for k, v in (("scope", scope), ("storage_account_id", account_id)) if not v]
+    if missing:
+        raise IngestError("managing the export needs " + " and ".join(f"--option {k}=…" for k in missing)
+                          + " (scope: /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>; "
+                            "storage_account_id: /subscriptions/<id>/resourceGroups/<rg>/providers/"
+                            "Microsoft.Storage/storageAccounts/<name>)")
+    folders = [(location, "actual" if fmt == "actual+amortized" else fmt)]
+    if fmt == "actual+amortized":
+        folders.append((amortized_location(location, options), "amortized"))
+    specs = []
+    for where, kind in folders:
+        if not where.startswith("azure://"):
+            raise IngestError(f"managing the export needs an azure:// location (the export writes to Blob "
+                              f"storage), not {where}")
+        account, container, path = _split_azure(where)
+        root, _, name = path.strip("/").rpartition("/")
+        if not name:
+            raise IngestError(f"{where}: the location must end with the export's name "
+                              f"(azure://account/container/<root>/<export-name>)")
+        if account_id.rstrip("/").rsplit("/", 1)[-1].lower() != account.lower():
+            raise IngestError(f"storage_account_id {account_id} is not the account of the location ({account})")
+        try:
+            specs.append(ExportSpec(
+                scope=scope, name=name, storage_account_id=account_id, container=container, root_folder_path=root,
+                dataset=DATASET_OF_FORMAT[kind], format=options.get("export_format") or "Parquet",
+                data_version=(options.get("focus_version") or None) if kind == "focus" else None,
+                description="Managed by CloudTally: daily month-to-date cost export"))
+        except ValueError as exc:
+            raise IngestError(str(exc)) from exc
+    return specs
