@@ -17,7 +17,8 @@ import pytest
 from tests.conftest import REPO
 from tests.helpers import cli, cli_json, read_rows, sums
 
-COMMANDS = [["init"], ["ingest"], ["deliveries"], ["costs"], ["export", "focus"], ["serve"], ["demo"]]
+COMMANDS = [["init"], ["ingest"], ["deliveries"], ["costs"], ["export", "focus"], ["serve"], ["demo"],
+            ["sources", "add"], ["sources", "list"], ["sources", "remove"], ["sources", "exports"]]
 
 
 def _readme_commands() -> list[str]:
