@@ -17,6 +17,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "aws": ("cur", "cur2", "focus"),
     # actual+amortized: an ActualCost and an AmortizedCost export joined (option amortized_location names the second)
     "azure": ("actual", "amortized", "actual+amortized", "focus"),
+    "gcp": ("bigquery", "export"),
 }
 SECRET_OPTION_WORDS = ("secret", "password", "key", "token", "credential")
 

@@ -17,7 +17,11 @@ def get_connector(provider: str) -> Connector:
         from connectors.azure import AzureConnector
 
         return AzureConnector()
+    if provider == "gcp":
+        from connectors.gcp import GcpConnector
+
+        return GcpConnector()
     raise IngestError(f"no connector for provider {provider!r} (available: {', '.join(PROVIDERS)})")
 
 
-PROVIDERS = ("focus", "aws", "azure")
+PROVIDERS = ("focus", "aws", "azure", "gcp")

@@ -1,0 +1,208 @@
+"""GCP billing export rows for tests, in the export's own nested shape, and writers for every form the connector
+reads: newline-delimited JSON and Parquet as `bq extract` writes them, CSV with dotted names and Python-repr
+arrays as koku-nise writes them, and BigQuery REST `f`/`v` rows for the fake BigQuery server.
+
+The rows cover: a sustained-use credit, a resource-based CUD credit and its commitment fee, a promotion credit,
+tax, a negative adjustment of a closed month, a spend-based CUD, and an invoice-month crossover (usage at
+2026-10-31 23:00 billed in 202611, exported in the 2026-11-01 partition).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from decimal import Decimal as D
+from pathlib import Path
+
+ACCOUNT = "01A2B3-C4D5E6-F7A8B9"
+CUD_ID = "projects/p-prod/regions/us-central1/commitments/cud-1"
+TABLE = f"gcp_billing_export_resource_v1_{ACCOUNT.replace('-', '_')}"
+
+# BigQuery schema of the detailed export (the fields the connector reads), as the REST API describes it.
+KV = [{"name": "key", "type": "STRING"}, {"name": "value", "type": "STRING"}]
+SCHEMA = [
+    {"name": "billing_account_id", "type": "STRING"},
+    {"name": "service", "type": "RECORD", "fields": [{"name": "id", "type": "STRING"},
+                                                     {"name": "description", "type": "STRING"}]},
+    {"name": "sku", "type": "RECORD", "fields": [{"name": "id", "type": "STRING"},
+                                                 {"name": "description", "type": "STRING"}]},
+    {"name": "usage_start_time", "type": "TIMESTAMP"},
+    {"name": "usage_end_time", "type": "TIMESTAMP"},
+    {"name": "project", "type": "RECORD", "fields": [
+        {"name": "id", "type": "STRING"}, {"name": "number", "type": "STRING"}, {"name": "name", "type": "STRING"},
+        {"name": "labels", "type": "RECORD", "mode": "REPEATED", "fields": KV}]},
+    {"name": "labels", "type": "RECORD", "mode": "REPEATED", "fields": KV},
+    {"name": "system_labels", "type": "RECORD", "mode": "REPEATED", "fields": KV},
+    {"name": "location", "type": "RECORD", "fields": [
+        {"name": "location", "type": "STRING"}, {"name": "country", "type": "STRING"},
+        {"name": "region", "type": "STRING"}, {"name": "zone", "type": "STRING"}]},
+    {"name": "resource", "type": "RECORD", "fields": [{"name": "name", "type": "STRING"},
+                                                      {"name": "global_name", "type": "STRING"}]},
+    {"name": "export_time", "type": "TIMESTAMP"},
+    {"name": "cost", "type": "FLOAT"},
+    {"name": "currency", "type": "STRING"},
+    {"name": "currency_conversion_rate", "type": "FLOAT"},
+    {"name": "usage", "type": "RECORD", "fields": [
+        {"name": "amount", "type": "FLOAT"}, {"name": "unit", "type": "STRING"},
+        {"name": "amount_in_pricing_units", "type": "FLOAT"}, {"name": "pricing_unit", "type": "STRING"}]},
+    {"name": "credits", "type": "RECORD", "mode": "REPEATED", "fields": [
+        {"name": "name", "type": "STRING"}, {"name": "amount", "type": "FLOAT"},
+        {"name": "full_name", "type": "STRING"}, {"name": "id", "type": "STRING"}, {"name": "type", "type": "STRING"}]},
+    {"name": "invoice", "type": "RECORD", "fields": [{"name": "month", "type": "STRING"}]},
+    {"name": "cost_type", "type": "STRING"},
+    {"name": "cost_at_list", "type": "FLOAT"},
+]
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def line(day: str, hour: int = 0, *, cost: float, service=("6F81-5844-456A", "Compute Engine"),
+         sku=("CP-COMPUTEENGINE-VMIMAGE-N1-STANDARD-1", "N1 Predefined Instance Core running in Americas"),
+         project="p-prod", invoice: str | None = None, partition: str | None = None, credits=(), cost_type="regular",
+         labels=(("team", "checkout"),), usage=(3600.0, "seconds", 1.0, "hour"), export_time: str | None = None,
+         resource: str | None = "vm-1", cost_at_list: float | None = None, region="us-central1") -> dict:
+    start = ts(f"{day}T{hour:02d}:00:00")
+    end = datetime.fromtimestamp(start.timestamp() + 3600, timezone.utc)
+    return {
+        "billing_account_id": ACCOUNT,
+        "service": {"id": service[0], "description": service[1]},
+        "sku": {"id": sku[0], "description": sku[1]},
+        "usage_start_time": start, "usage_end_time": end,
+        "project": {"id": project, "number": "123456789", "name": project.replace("p-", "Project "),
+                    "labels": [{"key": "env", "value": "prod"}, {"key": "team", "value": "platform"}]},
+        "labels": [{"key": k, "value": v} for k, v in labels],
+        "system_labels": [{"key": "compute.googleapis.com/machine_spec", "value": "n1-standard-1"}],
+        "location": {"location": region, "country": "US", "region": region,
+                     "zone": f"{region}-a" if region else None},
+        "resource": {"name": resource, "global_name":
+                     f"//compute.googleapis.com/projects/{project}/zones/{region}-a/instances/{resource}"}
+        if resource else None,
+        "export_time": ts(export_time or f"{day}T{hour:02d}:00:00").replace(hour=min(23, hour + 4)),
+        "cost": cost, "currency": "USD", "currency_conversion_rate": 1.0,
+        "usage": {"amount": usage[0], "unit": usage[1], "amount_in_pricing_units": usage[2],
+                  "pricing_unit": usage[3]} if usage else None,
+        "credits": [dict(zip(("name", "amount", "full_name", "id", "type"), c)) for c in credits],
+        "invoice": {"month": invoice or day[:7].replace("-", "")},
+        "cost_type": cost_type,
+        "cost_at_list": cost_at_list,
+        "_partition": partition or day,
+    }
+
+
+def scenario() -> list[dict]:
+    """Rows of October and November 2026 (see module docstring). Expected sums in `expected()`."""
+    return [
+        line("2026-10-05", 1, cost=10.0, cost_at_list=12.5, credits=[
+            ("Sustained usage discount", -1.5, "Sustained Usage Discount", "SUD-1", "SUSTAINED_USAGE_DISCOUNT")]),
+        line("2026-10-06", 2, cost=20.0, resource="vm-2", credits=[
+            ("Committed use discount: CPU", -20.0, "Committed use discount: CPU in us-central1", CUD_ID,
+             "COMMITTED_USAGE_DISCOUNT")]),
+        line("2026-10-06", 0, cost=15.0, resource=None, usage=(1.0, "seconds", 1.0, "month"),
+             sku=("CUD-FEE-1", "Commitment v1: Cpu in Americas for 1 Year")),
+        line("2026-10-07", 3, cost=2.0, service=("95FF-2EF5-5EA1", "Cloud Storage"), resource="bucket-a",
+             sku=("E5F0-6A5D-7BAD", "Standard Storage US Regional"),
+             usage=(1073741824.0 * 3600, "byte-seconds", 0.0013689, "gibibyte month"),
+             credits=[("FreeTrial", -0.4, "Free trial credit", "FreeTrial", "PROMOTION")]),
+        line("2026-10-31", 0, cost=3.1, cost_type="tax", service=("TAX", "Invoice"), sku=("TAX-US", "Tax"),
+             resource=None, usage=None, labels=(), region=None),
+        line("2026-10-08", 0, cost=-5.0, cost_type="adjustment", invoice="202610", resource="vm-1",
+             labels=(("team", "checkout"),)) | {"usage_start_time": ts("2026-09-20T00:00:00"),
+                                              "usage_end_time": ts("2026-09-21T00:00:00")},
+        line("2026-10-31", 23, cost=1.25, invoice="202611", partition="2026-11-01", export_time="2026-11-01T02:00:00"),
+        line("2026-11-01", 4, cost=4.0, resource="vm-3", credits=[
+            ("Spend-based CUD", -1.0, "Committed use discount - dollar based", "cud-spend-9",
+             "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE")]),
+    ]
+
+
+def expected(rows: list[dict]) -> dict[str, D]:
+    """sum(cost) + sum(credits.amount) per invoice month, in Decimal from the printed floats."""
+    out: dict[str, D] = {}
+    for r in rows:
+        m = r["invoice"]["month"]
+        out[m] = out.get(m, D(0)) + D(repr(r["cost"])) + sum((D(repr(c["amount"])) for c in r["credits"]), D(0))
+    return out
+
+
+# -- writers -----------------------------------------------------------------------------------------------------
+def _plain(value):
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")  # bq extract's JSON timestamp form
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(_plain(r)) + "\n" for r in rows))
+    return path
+
+
+def arrow_schema():
+    import pyarrow as pa
+
+    def typ(f):
+        if f["type"] == "RECORD":
+            t = pa.struct([pa.field(x["name"], typ(x)) for x in f["fields"]])
+        else:
+            t = {"STRING": pa.string(), "FLOAT": pa.float64(), "TIMESTAMP": pa.timestamp("us", tz="UTC")}[f["type"]]
+        return pa.list_(t) if f.get("mode") == "REPEATED" else t
+
+    return pa.schema([pa.field(f["name"], typ(f)) for f in SCHEMA])
+
+
+def write_parquet(path: Path, rows: list[dict]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    pq.write_table(pa.Table.from_pylist(clean, schema=arrow_schema()), path)
+    return path
+
+
+def write_nise_csv(path: Path, rows: list[dict]) -> Path:
+    """Flattened dotted columns; labels as JSON, project labels and credits as Python reprs (as nise does)."""
+    header = ["billing_account_id", "service.id", "service.description", "sku.id", "sku.description",
+              "usage_start_time", "usage_end_time", "project.id", "project.name", "project.labels", "labels",
+              "system_labels", "location.location", "location.country", "location.region", "location.zone",
+              "export_time", "cost", "currency", "currency_conversion_rate", "usage.amount", "usage.unit",
+              "usage.amount_in_pricing_units", "usage.pricing_unit", "credits", "invoice.month", "cost_type",
+              "partition_date", "resource.name", "resource.global_name"]
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for r in rows:
+            u, res = r["usage"] or {}, r["resource"] or {}
+            w.writerow([
+                r["billing_account_id"], r["service"]["id"], r["service"]["description"], r["sku"]["id"],
+                r["sku"]["description"], r["usage_start_time"].strftime("%Y-%m-%dT%H:%M:%S"),
+                r["usage_end_time"].strftime("%Y-%m-%dT%H:%M:%S"), r["project"]["id"], r["project"]["name"],
+                str(r["project"]["labels"]), json.dumps(r["labels"]), json.dumps(r["system_labels"]),
+                r["location"]["location"] or "", r["location"]["country"], r["location"]["region"] or "",
+                r["location"]["zone"] or "", r["export_time"].strftime("%Y-%m-%dT%H:%M:%S"), repr(r["cost"]),
+                r["currency"], "1", u.get("amount", ""), u.get("unit", ""), u.get("amount_in_pricing_units", ""),
+                u.get("pricing_unit", ""), str(r["credits"]), r["invoice"]["month"], r["cost_type"],
+                r["_partition"], res.get("name", ""), res.get("global_name", "")])
+    return path
+
+
+# -- BigQuery REST rows ------------------------------------------------------------------------------------------
+def rest_value(value, field: dict):
+    """One value in BigQuery's REST row encoding ({"v": ...}; records as {"f": [...]}, arrays as [{"v": ...}])."""
+    if field.get("mode") == "REPEATED":
+        return [{"v": rest_value(v, {**field, "mode": "NULLABLE"})} for v in (value or [])]
+    if value is None:
+        return None
+    if field["type"] == "RECORD":
+        return {"f": [{"v": rest_value(value.get(f["name"]), f)} for f in field["fields"]]}
+    if field["type"] == "TIMESTAMP":
+        return str(int(value.timestamp() * 1_000_000))  # useInt64Timestamp
+    return str(value) if not isinstance(value, str) else value
+
+
+def rest_row(row: dict, schema: list[dict] = SCHEMA) -> dict:
+    return {"f": [{"v": rest_value(row.get(f["name"]), f)} for f in schema]}

@@ -1,0 +1,107 @@
+"""GCP connector: the billing export's rows as local files (Parquet, JSONL, nise-style CSV) and pulled from a fake
+BigQuery REST server; list prices from a fake Cloud Billing Catalog REST server; koku-nise files."""
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from app import sources
+from app.ingest import ingest
+from connectors.base import IngestError
+from tests import gcp_fixtures as fx
+
+
+def q(rt, sql, params=None):
+    with rt.warehouse.connect(read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def by_month(result):
+    return {f"{d.billing_period_start:%Y%m}": d for d in result.loaded}
+
+
+@pytest.mark.parametrize("writer", ["parquet", "jsonl", "csv"])
+def test_export_files_map_credits_crossover_and_reconcile(rt, tmp_path, writer):
+    rows = fx.scenario()
+    folder = tmp_path / "export"
+    folder.mkdir()
+    write = {"parquet": fx.write_parquet, "jsonl": fx.write_jsonl, "csv": fx.write_nise_csv}[writer]
+    write(folder / f"part-0.{writer}", rows[:4])
+    write(folder / f"part-1.{writer}", rows[4:])
+    sources.add(rt, "gcp", "gcp", "export", str(folder))
+    deliveries = by_month(ingest(rt, "gcp"))
+    want = fx.expected(rows)
+    assert set(deliveries) == {"202610", "202611"}
+    for month, d in deliveries.items():
+        assert d.raw_billed_cost == d.raw_effective_cost == want[month]
+        assert (d.landed_billed_cost, d.landed_effective_cost) == (want[month], want[month])
+    assert want == {"202610": D("23.2"), "202611": D("4.25")}
+    assert deliveries["202610"].landed_rows == deliveries["202610"].raw_rows + 1  # the promotion's Credit row
+
+    # Crossover: usage on Oct 31 at 23:00 billed in November lands in November.
+    assert q(rt, "SELECT BillingPeriodStart::DATE::VARCHAR, BilledCost FROM cost_and_usage "
+                 "WHERE ChargePeriodStart = '2026-10-31 23:00:00+00'") == [("2026-11-01", D("1.25"))]
+    # SUD netted; list price from cost_at_list; contracted = cost before credits.
+    assert q(rt, "SELECT BilledCost, EffectiveCost, ListCost, ContractedCost, PricingCategory FROM cost_and_usage "
+                 "WHERE ChargePeriodStart = '2026-10-05 01:00:00+00'") == [
+        (D("8.5"), D("8.5"), D("12.5") if writer != "csv" else D("10"), D("10"), "Standard")]
+    # Resource-based CUD: Committed, commitment columns, billed 0.
+    assert q(rt, "SELECT BilledCost, PricingCategory, CommitmentDiscountId, CommitmentDiscountCategory, "
+                 "CommitmentDiscountStatus, CommitmentDiscountType FROM cost_and_usage WHERE ResourceName = 'vm-2'") == [
+        (D(0), "Committed", fx.CUD_ID, "Usage", "Used", "Committed Use Discount (resource-based)")]
+    assert q(rt, "SELECT CommitmentDiscountCategory, BilledCost FROM cost_and_usage WHERE ResourceName = 'vm-3'") == [
+        ("Spend", D(3))]
+    # The commitment fee is a recurring Purchase.
+    assert q(rt, "SELECT ChargeCategory, ChargeFrequency, BilledCost, EffectiveCost FROM cost_and_usage "
+                 "WHERE SkuId = 'CUD-FEE-1'") == [("Purchase", "Recurring", D(15), D(15))]
+    # Promotion: its own Credit row; the line keeps its cost.
+    storage = q(rt, "SELECT ChargeCategory, BilledCost, EffectiveCost, ListCost, ContractedCost, ChargeDescription, "
+                    "SkuId FROM cost_and_usage WHERE ServiceName = 'Cloud Storage' ORDER BY BilledCost")
+    assert storage == [("Credit", D("-0.4"), D("-0.4"), D("-0.4"), D("-0.4"), "Free trial credit", None),
+                       ("Usage", D(2), D(2), D(2), D(2), "Standard Storage US Regional", "E5F0-6A5D-7BAD")]
+    # Tax, and a negative adjustment of September usage billed in October: a Correction.
+    assert q(rt, "SELECT ChargeCategory, ChargeClass, BilledCost, PricingQuantity, SkuId FROM cost_and_usage "
+                 "WHERE ChargeCategory IN ('Tax', 'Adjustment') ORDER BY 1") == [
+        ("Adjustment", "Correction", D(-5), None, None), ("Tax", None, D("3.1"), None, None)]
+    one = q(rt, "SELECT ProviderName, BillingAccountId, SubAccountId, SubAccountName, ServiceCategory, "
+                "ServiceSubcategory, RegionId, RegionName, AvailabilityZone, ResourceId, ResourceType, PricingUnit, "
+                "ConsumedUnit, Tags FROM cost_and_usage WHERE ChargePeriodStart = '2026-10-05 01:00:00+00'")[0]
+    assert one == ("Google Cloud", fx.ACCOUNT, "p-prod", "Project prod", "Compute", "Virtual Machines", "us-central1",
+                   "Iowa", "us-central1-a", "//compute.googleapis.com/projects/p-prod/zones/us-central1-a/instances/"
+                   "vm-1", "compute.googleapis.com/instances", "Hours", "Seconds",
+                   {"env": "prod", "team": "checkout", "compute.googleapis.com/machine_spec": "n1-standard-1"})
+
+    again = ingest(rt, "gcp")
+    assert not again.loaded and len(again.unchanged) == 2
+
+
+def test_bad_cost_names_file_row_and_column(rt, tmp_path):
+    rows = fx.scenario()
+    path = fx.write_nise_csv(tmp_path / "bad.csv", rows)
+    text = path.read_text().splitlines()
+    text[3] = text[3].replace(",15.0,USD,", ",two,USD,")
+    path.write_text("\n".join(text) + "\n")
+    sources.add(rt, "gcp", "gcp", "export", str(path))
+    with pytest.raises(IngestError) as err:
+        ingest(rt, "gcp")
+    assert (err.value.file, err.value.row, err.value.column) == (str(path), 3, "cost")
+    assert "not a decimal" in str(err.value)
+
+
+def test_bad_credits_and_missing_columns_are_named(rt, tmp_path):
+    rows = fx.scenario()
+    path = fx.write_nise_csv(tmp_path / "bad.csv", rows)
+    text = path.read_text().splitlines()
+    text[2] = text[2].replace("'amount': -20.0", "'amount': 'lots'")
+    path.write_text("\n".join(text) + "\n")
+    sources.add(rt, "gcp", "gcp", "export", str(path))
+    with pytest.raises(IngestError) as err:
+        ingest(rt, "gcp")
+    assert (err.value.row, err.value.column) == (2, "credits")
+
+    other = tmp_path / "other.csv"
+    other.write_text("billing_account_id,cost\nA,1\n")
+    sources.add(rt, "gcp2", "gcp", "export", str(other))
+    with pytest.raises(IngestError, match="missing columns service.description, usage_start_time"):
+        ingest(rt, "gcp2")
