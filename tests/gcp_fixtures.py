@@ -9,6 +9,7 @@ tax, a negative adjustment of a closed month, a spend-based CUD, and an invoice-
 from __future__ import annotations
 
 import csv
+import re
 import json
 from datetime import datetime, timezone
 from decimal import Decimal as D
@@ -206,3 +207,137 @@ def rest_value(value, field: dict):
 
 def rest_row(row: dict, schema: list[dict] = SCHEMA) -> dict:
     return {"f": [{"v": rest_value(row.get(f["name"]), f)} for f in schema]}
+
+
+# -- a fake BigQuery REST server ---------------------------------------------------------------------------------
+WATERMARK_SCHEMA = [{"name": "day", "type": "DATE"}, {"name": "invoice_month", "type": "STRING"},
+                    {"name": "watermark", "type": "TIMESTAMP"}, {"name": "row_count", "type": "INTEGER"}]
+
+
+class FakeBigQuery:
+    """The BigQuery REST calls google-cloud-bigquery makes for `client.query(sql).to_arrow()`: jobs.insert,
+    jobs.get, jobs.getQueryResults and tabledata.list, with results paged (`page_size` rows, pageToken).
+
+    It understands the connector's two queries: the watermark aggregate (grouped by partition day and invoice
+    month, from @since) and the pull of one partition day (@day). `rows` carry their partition day in `_partition`.
+    Every request is logged in `requests`; `forbidden = True` answers 403 as BigQuery does."""
+
+    def __init__(self, rows: list[dict], page_size: int = 2):
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.rows, self.page_size, self.forbidden = rows, page_size, False
+        self.requests: list[tuple[str, str, dict | None]] = []
+        self.jobs: dict[str, tuple[list[dict], list[dict]]] = {}
+        self.queries: list[tuple[str, dict]] = []
+        outer = self
+
+        from http.server import BaseHTTPRequestHandler
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code: int, doc: dict):
+                body = json.dumps(doc).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                outer.requests.append(("POST", self.path, body))
+                code, doc = outer.post(self.path, body)
+                self._send(code, doc)
+
+            def do_GET(self):
+                outer.requests.append(("GET", self.path, None))
+                code, doc = outer.get(self.path)
+                self._send(code, doc)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- queries --------------------------------------------------------------------------------------------------
+    def run(self, sql: str, params: dict) -> tuple[list[dict], list[dict]]:
+        if "MAX(export_time)" in sql:
+            since = params["since"]
+            groups: dict[tuple[str, str], list[dict]] = {}
+            for r in self.rows:
+                if r["_partition"] >= since:
+                    groups.setdefault((r["_partition"], r["invoice"]["month"]), []).append(r)
+            out = [{"day": d, "invoice_month": m, "watermark": max(x["export_time"] for x in rs),
+                    "row_count": len(rs)} for (d, m), rs in sorted(groups.items())]
+            return WATERMARK_SCHEMA, out
+        day = params["day"]
+        return SCHEMA, [r for r in self.rows if r["_partition"] == day]
+
+    def pulled_days(self) -> list[str]:
+        return [p["day"] for sql, p in self.queries if "day" in p]
+
+    def post(self, path: str, body: dict):
+        m = re.match(r"^/bigquery/v2/projects/([^/]+)/jobs$", path.split("?")[0])
+        if not m:
+            return 404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}}
+        config = body["configuration"]["query"]
+        sql = config["query"]
+        if self.forbidden:
+            msg = (f"Access Denied: Table {sql.split('`')[1]}: User does not have permission to query table "
+                   f"{sql.split('`')[1]}, or perhaps it does not exist.")
+            return 403, {"error": {"code": 403, "message": msg, "status": "PERMISSION_DENIED",
+                                   "errors": [{"message": msg, "domain": "global", "reason": "accessDenied"}]}}
+        params = {p["name"]: p["parameterValue"]["value"] for p in config.get("queryParameters", [])}
+        self.queries.append((sql, params))
+        project, job_id = m.group(1), body["jobReference"]["jobId"]
+        self.jobs[job_id] = self.run(sql, params)
+        return 200, self.job(project, job_id, sql)
+
+    def job(self, project: str, job_id: str, sql: str = "") -> dict:
+        now = "1793000000000"
+        return {"kind": "bigquery#job", "id": f"{project}:US.{job_id}",
+                "jobReference": {"projectId": project, "jobId": job_id, "location": "US"},
+                "configuration": {"jobType": "QUERY", "query": {
+                    "query": sql, "destinationTable": {"projectId": project, "datasetId": "_anon",
+                                                       "tableId": f"anon_{job_id}"}}},
+                "status": {"state": "DONE"},
+                "statistics": {"creationTime": now, "startTime": now, "endTime": now,
+                               "query": {"statementType": "SELECT", "totalBytesProcessed": "0"}}}
+
+    def page(self, job_id: str, query: dict) -> dict:
+        schema, rows = self.jobs[job_id]
+        start = int(query.get("pageToken", query.get("startIndex", ["0"]))[0])
+        size = min(self.page_size, int(query.get("maxResults", [str(self.page_size)])[0]) or 0)
+        doc = {"totalRows": str(len(rows)), "schema": {"fields": schema}}
+        if size:  # maxResults=0 (the client's "is the job done?" call) returns no rows
+            doc["rows"] = [rest_row(r, schema) for r in rows[start:start + size]]
+            if start + size < len(rows):
+                doc["pageToken"] = str(start + size)
+        return doc
+
+    def get(self, path: str):
+        from urllib.parse import parse_qs, urlparse
+
+        url = urlparse(path)
+        query = parse_qs(url.query)
+        if m := re.match(r"^/bigquery/v2/projects/([^/]+)/jobs/([^/]+)$", url.path):
+            return 200, self.job(m.group(1), m.group(2))
+        if m := re.match(r"^/bigquery/v2/projects/([^/]+)/queries/([^/]+)$", url.path):
+            doc = self.page(m.group(2), query)
+            doc.update(kind="bigquery#getQueryResultsResponse", jobComplete=True,
+                       jobReference={"projectId": m.group(1), "jobId": m.group(2), "location": "US"})
+            return 200, doc
+        if m := re.match(r"^/bigquery/v2/projects/([^/]+)/datasets/_anon/tables/anon_([^/]+)/data$", url.path):
+            return 200, self.page(m.group(2), query)
+        if m := re.match(r"^/bigquery/v2/projects/([^/]+)/datasets/_anon/tables/anon_([^/]+)$", url.path):
+            schema, rows = self.jobs[m.group(2)]
+            return 200, {"schema": {"fields": schema}, "numRows": str(len(rows)), "tableReference": {
+                "projectId": m.group(1), "datasetId": "_anon", "tableId": f"anon_{m.group(2)}"}}
+        return 404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}}

@@ -105,3 +105,86 @@ def test_bad_credits_and_missing_columns_are_named(rt, tmp_path):
     sources.add(rt, "gcp2", "gcp", "export", str(other))
     with pytest.raises(IngestError, match="missing columns service.description, usage_start_time"):
         ingest(rt, "gcp2")
+
+
+# -- BigQuery at the HTTP boundary -------------------------------------------------------------------------------
+@pytest.fixture
+def bq(monkeypatch):
+    from datetime import date
+
+    import connectors.gcp.bigquery as bigquery_module
+
+    monkeypatch.setattr(bigquery_module, "today", lambda: date(2026, 11, 3))
+    server = fx.FakeBigQuery(fx.scenario())
+    yield server
+    server.close()
+
+
+def bq_source(rt, server, tmp_path, name="bq", **extra):
+    options = {"api_endpoint": server.endpoint, "auth": "none", "cache_dir": str(tmp_path / "cache"),
+               "billing_project": "finops-jobs", **extra}
+    sources.add(rt, name, "gcp", "bigquery", f"bq://billing-prj.billing_ds.{fx.TABLE}", options)
+
+
+def test_bigquery_pull_late_row_repulls_only_its_day(rt, bq, tmp_path):
+    bq_source(rt, bq, tmp_path)
+    first = by_month(ingest(rt, "bq"))
+    want = fx.expected(bq.rows)
+    assert {m: d.landed_billed_cost for m, d in first.items()} == want
+    assert all(d.raw_billed_cost == d.landed_billed_cost for d in first.values())
+    # First run: the whole previous invoice month (still open on Nov 3) and November, one query per day.
+    assert bq.pulled_days() == ["2026-10-05", "2026-10-06", "2026-10-07", "2026-10-08", "2026-10-31", "2026-11-01"]
+    (since,) = [p["since"] for _, p in bq.queries if "since" in p]
+    assert since == "2026-10-01"
+    assert any("pageToken=" in path for _, path, _ in bq.requests)  # results came in several pages
+    # Crossover: Oct 31 23:00 usage exported in the Nov 1 partition lands in November (its invoice month).
+    assert q(rt, "SELECT BillingPeriodStart::DATE::VARCHAR FROM cost_and_usage "
+                 "WHERE ChargePeriodStart = '2026-10-31 23:00:00+00'") == [("2026-11-01",)]
+    assert q(rt, "SELECT CommitmentDiscountId, BilledCost FROM cost_and_usage WHERE ResourceName = 'vm-2'") == [
+        (fx.CUD_ID, D(0))]
+    assert q(rt, "SELECT ChargeClass, BilledCost FROM cost_and_usage WHERE ChargeCategory = 'Adjustment'") == [
+        ("Correction", D(-5))]
+    day_files = sorted(p.name for p in (tmp_path / "cache" / "invoice_month=202611").iterdir())
+    assert day_files == ["day=2026-11-01.parquet"]
+
+    # Nothing moved: no day re-pulled, both months unchanged.
+    bq.queries.clear()
+    again = ingest(rt, "bq")
+    assert bq.pulled_days() == [] and not again.loaded and len(again.unchanged) == 2
+
+    # A late row for Oct 6 (a correction exported on Nov 2 into the Oct 6 partition): only that day is re-pulled
+    # and October is replaced, not doubled.
+    bq.rows.append(fx.line("2026-10-06", 5, cost=0.75, resource="vm-9", export_time="2026-11-02T01:00:00"))
+    bq.queries.clear()
+    third = by_month(ingest(rt, "bq"))
+    assert bq.pulled_days() == ["2026-10-06"]
+    assert set(third) == {"202610"}
+    assert third["202610"].landed_billed_cost == want["202610"] + D("0.75")
+    total = q(rt, "SELECT sum(BilledCost) FROM cost_and_usage WHERE BillingPeriodStart = '2026-10-01'")[0][0]
+    assert total == want["202610"] + D("0.75")
+    pulled_sql = [sql for sql, p in bq.queries if "day" in p]
+    assert pulled_sql == [f"SELECT * FROM `billing-prj.billing_ds.{fx.TABLE}` WHERE DATE(_PARTITIONTIME) = @day"]
+    jobs = [path for method, path, _ in bq.requests if method == "POST"]
+    assert all(path.startswith("/bigquery/v2/projects/finops-jobs/jobs") for path in jobs)
+
+
+def test_bigquery_403_names_the_table_and_the_roles(rt, bq, tmp_path):
+    bq.forbidden = True
+    bq_source(rt, bq, tmp_path)
+    with pytest.raises(IngestError) as err:
+        ingest(rt, "bq")
+    text = str(err.value)
+    assert f"billing-prj.billing_ds.{fx.TABLE}" in text and "403" in text
+    assert "roles/bigquery.dataViewer" in text and "roles/bigquery.jobUser" in text
+
+
+def test_scan_window_keeps_the_previous_month_until_it_closes():
+    from datetime import date
+
+    from connectors.gcp.bigquery import scan_start
+
+    assert scan_start(date(2026, 11, 5), {}, first_run=False) == date(2026, 10, 1)
+    assert scan_start(date(2026, 11, 6), {}, first_run=False) == date(2026, 10, 27)
+    assert scan_start(date(2026, 11, 20), {"lookback_days": "3"}, first_run=False) == date(2026, 11, 17)
+    assert scan_start(date(2026, 11, 20), {}, first_run=True) == date(2026, 10, 1)
+    assert scan_start(date(2026, 1, 2), {"initial_months": "3"}, first_run=True) == date(2025, 10, 1)
