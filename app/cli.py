@@ -442,8 +442,8 @@ def demo(
     host: str = typer.Option("127.0.0.1", help="Interface for the API."),
     port: int = typer.Option(8000, help="Port for the API."),
 ) -> None:
-    """Generate a realistic 3-cloud dataset (seeded: AWS as a CUR 2.0 export, Azure and GCP as FOCUS files),
-    ingest it through the real connectors, print a summary of last month, then serve the API."""
+    """Generate a realistic 3-cloud dataset (seeded: AWS as a CUR 2.0 export, Azure as a FocusCost export, GCP as
+    FOCUS files), ingest it through the real connectors, print a summary of last month, then serve the API."""
     from app import demo as demo_data
     from app import sources
     from app.costs import cents_str, parse_query, run_query
@@ -452,7 +452,7 @@ def demo(
 
     rt = runtime()
     folder = rt.settings.data_dir / "demo-exports"
-    out.print(f"writing demo exports (AWS CUR 2.0, Azure and GCP FOCUS) to {folder}")
+    out.print(f"writing demo exports (AWS CUR 2.0, Azure FocusCost, GCP FOCUS) to {folder}")
     exports = demo_data.write_exports(folder)
     formats = demo_data.source_formats()
     with _progress() as bar:

@@ -29,6 +29,7 @@ MONTHS = (demo.FIRST_MONTH, "2026-09", demo.LAST_MONTH)
 LAST_MONTH_START = datetime.strptime(demo.LAST_MONTH, "%Y-%m").replace(tzinfo=timezone.utc)
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 CUR_FILE = re.compile(r"^data/BILLING_PERIOD=(\d{4}-\d{2})/demo-cur2-([0-9a-f-]{36})-0000[12]\.snappy\.parquet$")
+AZURE_FILE = re.compile(r"^(\d{6})01-\d{8}/\d{12}/[0-9a-f-]{36}/(manifest\.json|part_0_0001\.csv\.gz)$")
 LINE_TYPES = {"Usage", "SavingsPlanCoveredUsage", "SavingsPlanNegation", "SavingsPlanRecurringFee", "DiscountedUsage",
               "RIFee", "Fee", "Tax", "Credit", "Refund"}
 
@@ -111,9 +112,11 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
             assert [CUR_FILE.match(f).group(1) for f in data] == [m for m in MONTHS for _ in (1, 2)]
             assert [f for f in files_a if not f.startswith("data/")] == [
                 f"metadata/BILLING_PERIOD={m}/demo-cur2-Manifest.json" for m in MONTHS]
+        elif name == "demo-azure":  # a partitioned FocusCost export: per month a run folder, a part and a manifest
+            assert [AZURE_FILE.match(f).groups() for f in files_a] == [
+                (m.replace("-", ""), kind) for m in MONTHS for kind in ("manifest.json", "part_0_0001.csv.gz")]
         else:
-            assert files_a == [f"billing_period={m}/part-0.{'parquet' if name == 'demo-gcp' else 'csv.gz'}"
-                               for m in MONTHS]
+            assert files_a == [f"billing_period={m}/part-0.parquet" for m in MONTHS]
         for f in files_a:
             assert (a[name] / f).read_bytes() == (b[name] / f).read_bytes(), f"{name}/{f} differs"
 
@@ -122,7 +125,8 @@ def test_rewriting_a_folder_replaces_its_files(tmp_path):
     first = demo.write_exports(tmp_path)
     aws_files = export_files(first["demo-aws"])
     mtimes = {f: (first["demo-aws"] / f).stat().st_mtime_ns for f in aws_files}
-    stale = [first["demo-azure"] / "billing_period=2026-07" / "part-0.csv.gz",
+    azure_mtimes = {f: (first["demo-azure"] / f).stat().st_mtime_ns for f in export_files(first["demo-azure"])}
+    stale = [first["demo-azure"] / "20260701-20260731" / "202608020600" / "x" / "part_0_0001.csv.gz",
              first["demo-aws"] / "data" / "BILLING_PERIOD=2026-07" / "old-00001.snappy.parquet",
              first["demo-aws"].parent / "billing_period=2026-07" / "part-0.csv.gz"]  # an older demo's FOCUS files
     for path in stale:
@@ -134,6 +138,7 @@ def test_rewriting_a_folder_replaces_its_files(tmp_path):
     assert sorted(p.name for p in same["demo-aws"].parent.iterdir()) == ["demo-cur2"]
     # The AWS connector's delivery identity includes file times: an unchanged export is left untouched.
     assert {f: (same["demo-aws"] / f).stat().st_mtime_ns for f in export_files(same["demo-aws"])} == mtimes
+    assert {f: (same["demo-azure"] / f).stat().st_mtime_ns for f in export_files(same["demo-azure"])} == azure_mtimes
     again = demo.write_exports(tmp_path, seed=7)
     assert (again["demo-gcp"] / "billing_period=2026-10" / "part-0.parquet").read_bytes() != before
     new_files = export_files(again["demo-aws"])
@@ -144,7 +149,7 @@ def test_files_are_well_formed(loaded):
     _, exports, _ = loaded
     for path in sorted(exports["demo-azure"].rglob("*.csv.gz")):
         rows = file_rows(path)
-        assert list(rows[0]) == list(demo.COLUMNS)
+        assert list(rows[0]) == list(demo.COLUMNS) + ["x_ResourceGroupName"]
         for row in rows:
             for col in ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"):
                 assert TIMESTAMP.match(row[col]), (path, col, row[col])
@@ -219,7 +224,7 @@ def test_totals_match_the_files(loaded):
             sums[0] += line["line_item_unblended_cost"]
             sums[1] += amortized(line)
         for name in ("demo-azure", "demo-gcp"):
-            for part in sorted(exports[name].rglob("part-0.*")):
+            for part in sorted(exports[name].rglob("part[-_]0*")):
                 for row in file_rows(part):
                     start = row["BillingPeriodStart"]
                     if isinstance(start, str):

@@ -3,9 +3,12 @@
 What the files contain (billing periods 2026-08, 2026-09 and 2026-10; daily charge periods):
 - AWS: a CUR 2.0 Data Export (Parquet, two parts and a manifest per month, `app.demo.cur`), loaded as a
   configured `aws`/`cur2` source through the AWS connector: one management (payer) account with six member
-  accounts (12-digit IDs). Azure (FOCUS 1.2, gzip CSV): a USD billing profile with three subscriptions, and a EUR
-  EA enrollment with one (subscription GUIDs). Google Cloud (FOCUS 1.2, Parquet): one billing account with four
-  projects. Both load through the FOCUS connector.
+  accounts (12-digit IDs). Azure: a partitioned Cost Management FocusCost export (version 1.2, gzip CSV, one run
+  folder with a manifest per month, `<export>/<yyyyMMdd-yyyyMMdd>/<run time>/<guid>/`), loaded as an
+  `azure`/`focus` source through the Azure connector: a USD billing profile with three subscriptions and a EUR
+  EA enrollment with one (subscription GUIDs; a real export covers one scope, the demo puts both in one export to
+  keep one Azure source). Google Cloud (FOCUS 1.2, Parquet): one billing account with four projects, loaded
+  through the FOCUS connector.
 - 28 services with their FOCUS ServiceCategory and ServiceSubcategory (AWS: CUR product codes, categorized by
   the connector), regions and zones, resources with IDs, SKUs and price IDs, list and negotiated unit prices,
   consumed quantities, tags {team, env, app} for five teams (payments, data, platform, search, mobile; about one
@@ -26,9 +29,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import random
 import shutil
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -66,13 +71,58 @@ def _text(value) -> str:
     return str(value)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _csv_gz(rows: list[dict], columns: tuple[str, ...] = COLUMNS) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows([_text(row.get(c)) for c in COLUMNS] for row in rows)
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+    writer.writerow(columns)
+    writer.writerows([_text(row.get(c)) for c in columns] for row in rows)
+    raw = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
         gz.write(buf.getvalue().encode())
+    return raw.getvalue()
+
+
+AZURE_EXPORT = "demo-focus"
+AZURE_SCOPE = "/providers/Microsoft.Billing/billingAccounts/demo"
+
+
+def _azure_focus_export(rows: list[dict], seed: int) -> dict[str, bytes]:
+    """The rows as a partitioned FocusCost export: per billing month one run (submitted at 06:00 on the 2nd of the
+    next month, as a month-to-date export's last run of a closed month) with one gzip CSV part and the manifest
+    Azure writes after the data. Azure's own x_ columns: x_ResourceGroupName from the resource id."""
+    columns = COLUMNS + ("x_ResourceGroupName",)
+    files: dict[str, bytes] = {}
+    for start in sorted({r["BillingPeriodStart"] for r in rows}):
+        month_rows = [dict(r, x_ResourceGroupName=_resource_group(r.get("ResourceId"))) for r in rows
+                      if r["BillingPeriodStart"] == start]
+        end = next(r["BillingPeriodEnd"] for r in month_rows)  # exclusive: the 1st of the next month
+        last_day = end - timedelta(days=1)
+        submitted = end + timedelta(days=1, hours=6)
+        run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"cloudtally-demo:{seed}:{start:%Y-%m}"))
+        run_dir = f"{AZURE_EXPORT}/{start:%Y%m%d}-{last_day:%Y%m%d}/{submitted:%Y%m%d%H%M}/{run_id}"
+        part = _csv_gz(month_rows, columns)
+        files[f"{run_dir}/part_0_0001.csv.gz"] = part
+        manifest = {
+            "manifestVersion": "2024-04-01", "byteCount": len(part), "blobCount": 1, "dataRowCount": len(month_rows),
+            "exportConfig": {"exportName": AZURE_EXPORT, "type": "FocusCost", "dataVersion": "1.2",
+                             "resourceId": f"{AZURE_SCOPE}/providers/Microsoft.CostManagement/exports/{AZURE_EXPORT}",
+                             "timeFrame": "MonthToDate", "granularity": "Daily"},
+            "deliveryConfig": {"partitionData": True, "dataOverwriteBehavior": "CreateNewReport",
+                               "fileFormat": "Csv", "compressionMode": "gzip", "rootFolderPath": "demo-azure"},
+            "runInfo": {"executionType": "Scheduled", "submittedTime": f"{submitted:%Y-%m-%dT%H:%M:%S}Z",
+                        "runId": run_id, "startDate": f"{start:%Y-%m-%dT%H:%M:%S}",
+                        "endDate": f"{last_day:%Y-%m-%dT%H:%M:%S}"},
+            "blobs": [{"blobName": f"demo-azure/{run_dir}/part_0_0001.csv.gz", "byteCount": len(part),
+                       "dataRowCount": len(month_rows)}],
+        }
+        files[f"{run_dir}/manifest.json"] = json.dumps(manifest, indent=2).encode()
+    return files
+
+
+def _resource_group(resource_id: str | None) -> str | None:
+    if not resource_id or "/resourcegroups/" not in resource_id.lower():
+        return None
+    return resource_id[resource_id.lower().index("/resourcegroups/") + len("/resourcegroups/"):].split("/", 1)[0]
 
 
 def _write_parquet(path: Path, rows: list[dict]) -> None:
@@ -83,12 +133,14 @@ def _write_parquet(path: Path, rows: list[dict]) -> None:
 
 def source_formats() -> dict[str, tuple[str, str]]:
     """{source name: (provider, format)} as `app.sources` names them: the AWS part is a CUR 2.0 export."""
-    return {name: ("aws", "cur2") if p.fmt == "cur2" else ("focus", "focus") for name, p in providers().items()}
+    kinds = {"cur2": ("aws", "cur2"), "focuscost": ("azure", "focus")}
+    return {name: kinds.get(p.fmt, ("focus", "focus")) for name, p in providers().items()}
 
 
 def _sync(root: Path, files: dict[str, bytes]) -> None:
     """Make `root` hold exactly `files`, rewriting only what changed: an unchanged export keeps its files'
-    modification times, which the AWS connector's delivery identity includes (so a re-run reloads nothing)."""
+    modification times, which the AWS and Azure connectors' delivery identities include (so a re-run reloads
+    nothing)."""
     if root.exists():
         for path in root.rglob("*"):
             if path.is_file() and path.relative_to(root).as_posix() not in files:
@@ -106,8 +158,9 @@ def _sync(root: Path, files: dict[str, bytes]) -> None:
 
 def write_exports(folder: Path, seed: int = 20261023) -> dict[str, Path]:
     """Write the dataset: {source name: its location}. FOCUS sources get one file per billing period inside their
-    folder (replaced as a whole); the AWS source's location is its export folder `<folder>/demo-aws/demo-cur2`
-    (synced, so re-running into the same folder leaves exactly the new files and touches no unchanged one)."""
+    folder (replaced as a whole); the AWS and Azure sources' locations are their export folders
+    `<folder>/demo-aws/demo-cur2` and `<folder>/demo-azure/demo-focus` (synced, so re-running into the same folder
+    leaves exactly the new files and touches no unchanged one)."""
     out = {}
     for name, provider in providers().items():
         rows = Generator(provider, random.Random(f"{seed}:{name}")).rows()
@@ -117,15 +170,16 @@ def write_exports(folder: Path, seed: int = 20261023) -> dict[str, Path]:
             _sync(target, {f"{EXPORT_NAME}/{rel}": data for rel, data in files.items()})
             out[name] = target / EXPORT_NAME
             continue
+        if provider.fmt == "focuscost":
+            _sync(target, _azure_focus_export(rows, seed))
+            out[name] = target / AZURE_EXPORT
+            continue
         if target.exists():
             shutil.rmtree(target)
         for start in sorted({r["BillingPeriodStart"] for r in rows}):
             part = target / f"billing_period={start:%Y-%m}"
             part.mkdir(parents=True)
             month_rows = [r for r in rows if r["BillingPeriodStart"] == start]
-            if provider.fmt == "csv":
-                _write_csv(part / "part-0.csv.gz", month_rows)
-            else:
-                _write_parquet(part / "part-0.parquet", month_rows)
+            _write_parquet(part / "part-0.parquet", month_rows)
         out[name] = target
     return out

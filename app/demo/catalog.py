@@ -187,7 +187,7 @@ class Commitment:
 @dataclass
 class Provider:
     name: str
-    fmt: str  # csv | parquet (FOCUS files) | cur2 (a CUR 2.0 Data Export, app.demo.cur)
+    fmt: str  # parquet (FOCUS files) | cur2 (a CUR 2.0 Data Export, app.demo.cur) | focuscost (an Azure FocusCost export)
     accounts: list[Account]
     # (account, sub account, team, app, env, region, "kind*count[xscale][@auto|@batch] ...")
     workloads: list[tuple]
@@ -232,7 +232,7 @@ def providers() -> dict[str, Provider]:
                    "Reserved Instance", "rds", "RDS:db.r6g.xlarge:1yrAllUpfront", 0, "us-east-1", ("aws.rds",),
                    D(48), D("0.3"), "upfront", shared=False),
     ]
-    azure = Provider("Microsoft", "csv", [
+    azure = Provider("Microsoft", "focuscost", [
         Account(_stable_id("azure-mca", True), "Acme Corp - US billing profile", "Billing Profile", "USD",
                 D("0.0725"), {"*": D("0.08")}, tuple((_stable_id(f"azure-{n}", True), n)
                                                      for n in ("payments-prod", "data-prod", "platform-dev")),
