@@ -188,3 +188,106 @@ def test_scan_window_keeps_the_previous_month_until_it_closes():
     assert scan_start(date(2026, 11, 20), {"lookback_days": "3"}, first_run=False) == date(2026, 11, 17)
     assert scan_start(date(2026, 11, 20), {}, first_run=True) == date(2026, 10, 1)
     assert scan_start(date(2026, 1, 2), {"initial_months": "3"}, first_run=True) == date(2025, 10, 1)
+
+
+# -- koku-nise (run as a command: AGPL, never imported) ----------------------------------------------------------
+NISE_STATIC = """\
+generators:
+  - ComputeEngineGenerator:
+      start_date: 2026-10-30
+      end_date: 2026-11-02
+      price: 0.0475
+      usage.amount_in_pricing_units: 1
+      credit_amount: -0.0125
+      sku_id: CP-COMPUTEENGINE-VMIMAGE-N1-STANDARD-1
+  - CloudStorageGenerator:
+      start_date: 2026-10-30
+      end_date: 2026-11-02
+projects:
+  - billing_account_id: 01A2B3-C4D5E6-F7A8B9
+    project.id: p-nise
+    project.name: nise project
+    project.labels: env:dev;team:payments
+    location.region: us-central1
+"""
+
+
+def nise_gcp(folder, static: bool):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import unavailable
+
+    nise = Path(sys.executable).parent / "nise"
+    if not nise.exists():
+        unavailable("koku-nise is not installed (pip install -e '.[dev]')")
+    folder.mkdir(parents=True, exist_ok=True)
+    args = [str(nise), "report", "gcp", "-s", "2026-10-30", "-e", "2026-11-02", "-w", "-r"]
+    if static:
+        (folder / "static.yml").write_text(NISE_STATIC)
+        args += ["--static-report-file", "static.yml"]
+    proc = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder / "static.yml").unlink(missing_ok=True)
+    files = sorted(folder.glob("*.csv"))
+    assert files, proc.stderr[-2000:]
+    return files
+
+
+def python_sums(files) -> dict[str, D]:
+    """sum(cost) + sum(credits.amount) per invoice.month, read with the csv module and ast, in Decimal."""
+    import ast
+    import csv
+
+    out: dict[str, D] = {}
+    for f in files:
+        with f.open(newline="") as fh:
+            for r in csv.DictReader(fh):
+                credits = ast.literal_eval(r["credits"]) if r["credits"] else []
+                total = D(r["cost"]) + sum((D(repr(c["amount"])) for c in credits), D(0))
+                out[r["invoice.month"]] = out.get(r["invoice.month"], D(0)) + total
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("static", [False, True], ids=["random", "static-with-credits"])
+def test_nise_gcp_files_reconcile_to_the_cent(rt, tmp_path, static):
+    files = nise_gcp(tmp_path / "nise", static)
+    sources.add(rt, "nise", "gcp", "export", str(tmp_path / "nise"))
+    deliveries = by_month(ingest(rt, "nise"))
+    want = python_sums(files)
+    assert set(deliveries) == set(want) == {"202610", "202611"}
+    for month, d in deliveries.items():
+        assert d.raw_billed_cost == d.landed_billed_cost == d.raw_effective_cost == d.landed_effective_cost
+        assert abs(d.landed_billed_cost - want[month]) < D("0.000000000001")
+    if static:
+        credits = q(rt, "SELECT count(*), sum(BilledCost) FROM cost_and_usage WHERE ChargeCategory = 'Credit'")[0]
+        assert credits[0] > 0 and credits[1] < 0  # nise's FreeTrial PROMOTION credits, as Credit rows
+        tags = q(rt, "SELECT Tags['team'], Tags['env'] FROM cost_and_usage WHERE SubAccountId = 'p-nise' LIMIT 1")
+        assert tags == [("payments", "dev")]
+
+
+@pytest.mark.validator
+@pytest.mark.slow
+def test_gcp_focus_output_passes_the_validator(shared_dir, tmp_path):
+    from tests.test_validator import export, validate
+
+    rows = fx.scenario()
+    folder = tmp_path / "export"
+    folder.mkdir()
+    fx.write_parquet(folder / "rows.parquet", rows)
+    env = {"CLOUDTALLY_DATA_DIR": str(tmp_path / "d")}
+    from tests.helpers import cli
+
+    result = cli("sources", "add", "gcp", "--provider", "gcp", "--format", "export", "--location", str(folder),
+                 env=env)
+    assert result.exit_code == 0, result.stderr
+    result = cli("ingest", "gcp", env=env)
+    assert result.exit_code == 0, result.stderr
+    # The billing export carries no invoice number (only invoice.month), so InvoiceId is absent, not invented.
+    allowed = ["CostAndUsage-D-033-O", "InvoiceId-C-000-O", "InvoiceId-C-001-M", "InvoiceId-C-002-M",
+               "InvoiceId-C-003-C"]
+    proc, report = validate(shared_dir, export(env, tmp_path / "out"), *[a for r in allowed for a in ("--allow", r)])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert not report["failed"] and len(report["passed"]) > 100
