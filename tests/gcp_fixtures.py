@@ -341,3 +341,92 @@ class FakeBigQuery:
             return 200, {"schema": {"fields": schema}, "numRows": str(len(rows)), "tableReference": {
                 "projectId": m.group(1), "datasetId": "_anon", "tableId": f"anon_{m.group(2)}"}}
         return 404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}}
+
+
+# -- a fake Cloud Billing Catalog REST server --------------------------------------------------------------------
+CATALOG_SERVICES = [
+    {"name": "services/6F81-5844-456A", "serviceId": "6F81-5844-456A", "displayName": "Compute Engine",
+     "businessEntityName": "businessEntities/GCP"},
+    {"name": "services/95FF-2EF5-5EA1", "serviceId": "95FF-2EF5-5EA1", "displayName": "Cloud Storage",
+     "businessEntityName": "businessEntities/GCP"},
+    {"name": "services/A1E8-BE35-7EBC", "serviceId": "A1E8-BE35-7EBC", "displayName": "Cloud Run",
+     "businessEntityName": "businessEntities/GCP"},
+]
+
+
+def catalog_sku(service_id: str, sku_id: str, description: str, unit: str, unit_description: str,
+                tiers: list[tuple[float, int, int]]) -> dict:
+    return {
+        "name": f"services/{service_id}/skus/{sku_id}", "skuId": sku_id, "description": description,
+        "category": {"serviceDisplayName": "x", "resourceFamily": "Compute", "resourceGroup": "G",
+                     "usageType": "OnDemand"},
+        "serviceRegions": ["us-central1"],
+        "pricingInfo": [{"effectiveTime": "2026-11-01T00:00:00Z", "summary": "", "currencyConversionRate": 1,
+                         "pricingExpression": {
+                             "usageUnit": unit, "usageUnitDescription": unit_description, "baseUnit": "s",
+                             "baseUnitDescription": "second", "baseUnitConversionFactor": 3600, "displayQuantity": 1,
+                             "tieredRates": [{"startUsageAmount": start,
+                                              "unitPrice": {"currencyCode": "USD", "units": str(units),
+                                                            "nanos": nanos}} for start, units, nanos in tiers]}}],
+        "serviceProviderName": "Google",
+    }
+
+
+CATALOG_SKUS = {
+    "6F81-5844-456A": [
+        catalog_sku("6F81-5844-456A", "CP-COMPUTEENGINE-VMIMAGE-N1-STANDARD-1", "N1 Predefined Instance Core",
+                    "h", "hour", [(0, 0, 47500000)]),
+        catalog_sku("6F81-5844-456A", "CUD-FEE-1", "Commitment v1: Cpu in Americas for 1 Year", "mo", "month",
+                    [(0, 15, 0)]),
+    ],
+    "95FF-2EF5-5EA1": [
+        # A free tier, then the list price: the list price is the first non-zero tier.
+        catalog_sku("95FF-2EF5-5EA1", "E5F0-6A5D-7BAD", "Standard Storage US Regional", "GiBy.mo",
+                    "gibibyte month", [(0, 0, 0), (5, 0, 20000000)]),
+    ],
+}
+
+
+class FakeCatalog:
+    """`GET /v1/services` and `GET /v1/services/{id}/skus`, paged one item per page (nextPageToken)."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.requests.append(self.path)
+                url = urlparse(self.path)
+                token = int(parse_qs(url.query).get("pageToken", ["0"])[0] or 0)
+                if url.path == "/v1/services":
+                    items, key = CATALOG_SERVICES, "services"
+                elif m := re.match(r"^/v1/services/([^/]+)/skus$", url.path):
+                    items, key = CATALOG_SKUS.get(m.group(1), []), "skus"
+                else:
+                    self.send_error(404)
+                    return
+                doc = {key: items[token:token + 1]}
+                if token + 1 < len(items):
+                    doc["nextPageToken"] = str(token + 1)
+                body = json.dumps(doc).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

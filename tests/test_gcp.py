@@ -291,3 +291,31 @@ def test_gcp_focus_output_passes_the_validator(shared_dir, tmp_path):
     proc, report = validate(shared_dir, export(env, tmp_path / "out"), *[a for r in allowed for a in ("--allow", r)])
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert not report["failed"] and len(report["passed"]) > 100
+
+
+# -- list prices from the Cloud Billing Catalog at the HTTP boundary ---------------------------------------------
+def test_catalog_list_prices_fill_list_cost_where_the_export_lacks_it(rt, tmp_path):
+    catalog = fx.FakeCatalog()
+    try:
+        folder = tmp_path / "export"
+        folder.mkdir()
+        fx.write_parquet(folder / "rows.parquet", fx.scenario())
+        sources.add(rt, "gcp", "gcp", "export", str(folder), {
+            "list_prices": "catalog", "catalog_endpoint": catalog.endpoint, "auth": "none",
+            "cache_dir": str(tmp_path / "cache")})
+        deliveries = by_month(ingest(rt, "gcp"))
+    finally:
+        catalog.close()
+    assert {m: d.landed_billed_cost for m, d in deliveries.items()} == fx.expected(fx.scenario())
+    assert any(p.startswith("/v1/services/6F81-5844-456A/skus") for p in catalog.requests)
+    assert any("pageToken=1" in p for p in catalog.requests)  # paged
+    stored = q(rt, "SELECT sku_id, tier_start, unit_price, fetched_at IS NOT NULL FROM gcp_sku_prices ORDER BY 1, 2")
+    assert (("E5F0-6A5D-7BAD", D(5), D("0.02"), True)) in stored and len(stored) == 4
+    # vm-2 (1 hour, no cost_at_list): ListUnitPrice from the catalog, ListCost = price x quantity.
+    assert q(rt, "SELECT ListUnitPrice, ListCost FROM cost_and_usage WHERE ResourceName = 'vm-2'") == [
+        (D("0.0475"), D("0.0475"))]
+    # The export's cost_at_list wins over the catalog; storage uses the first non-zero tier.
+    assert q(rt, "SELECT ListCost FROM cost_and_usage WHERE ChargePeriodStart = '2026-10-05 01:00:00+00'") == [
+        (D("12.5"),)]
+    assert q(rt, "SELECT ListUnitPrice, ListCost FROM cost_and_usage WHERE ServiceName = 'Cloud Storage' "
+                 "AND ChargeCategory = 'Usage'") == [(D("0.02"), D("0.02") * D("0.0013689"))]

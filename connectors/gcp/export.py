@@ -304,12 +304,10 @@ def raw_stats(con: duckdb.DuckDBPyConnection, plan: ExportPlan) -> list[PeriodSt
 
 
 # -- the mapping -------------------------------------------------------------------------------------------------
-PRICES_CTE = f"""prices AS (
+PRICES_CTE = """prices AS (
     SELECT sku_id, lower(usage_unit_description) AS unit,
            arg_min(unit_price, tier_start) FILTER (WHERE unit_price > 0) AS list_usd
-    FROM gcp_sku_prices
-    WHERE currency = 'USD' AND (sku_id, fetched_at) IN (SELECT (sku_id, max(fetched_at)) FROM gcp_sku_prices
-                                                          GROUP BY sku_id)
+    FROM gcp_sku_prices WHERE currency = 'USD'
     GROUP BY ALL
 ),"""
 
