@@ -319,3 +319,23 @@ def test_catalog_list_prices_fill_list_cost_where_the_export_lacks_it(rt, tmp_pa
         (D("12.5"),)]
     assert q(rt, "SELECT ListUnitPrice, ListCost FROM cost_and_usage WHERE ServiceName = 'Cloud Storage' "
                  "AND ChargeCategory = 'Usage'") == [(D("0.02"), D("0.02") * D("0.0013689"))]
+
+
+def test_service_table_uses_focus_category_pairs():
+    from app.focus import SERVICE_SUBCATEGORIES
+    from connectors.gcp.services import GCP_SERVICES
+
+    bad = {n: pair for n, pair in GCP_SERVICES.items() if pair[1] not in SERVICE_SUBCATEGORIES.get(pair[0], ())}
+    assert not bad
+
+
+def test_units_in_focus_format():
+    import duckdb
+
+    from connectors.gcp.export import focus_unit
+
+    units = ["gibibyte month", "byte-seconds", "hour", "seconds", "bytes", "gibibyte", "requests", "month",
+             "tebibyte hour", "count"]
+    got = duckdb.sql(f"SELECT {focus_unit('u')} FROM (SELECT unnest({units!r}) AS u)").fetchall()
+    assert [g for (g,) in got] == ["GiB-Months", "B-Seconds", "Hours", "Seconds", "B", "GiB", "requests", "Months",
+                                   "TiB-Hours", "count"]
