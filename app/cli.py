@@ -352,7 +352,9 @@ def costs(
     start: Optional[str] = typer.Option(None, help="First day (YYYY-MM-DD or YYYY-MM). Default: latest month."),
     end: Optional[str] = typer.Option(None, help="Day after the window (exclusive)."),
     granularity: str = typer.Option("month", help="day or month."),
-    group_by: list[str] = typer.Option([], "--group-by", "-g", help="FOCUS column or tag:<key>; repeatable."),
+    group_by: list[str] = typer.Option([], "--group-by", "-g", help="FOCUS column, provider column "
+                                       "(x_ResourceGroupName, x_SkuMeterCategory, x_InvoiceSectionName) or "
+                                       "tag:<key>; repeatable."),
     filter: list[str] = typer.Option([], "--filter", "-f", help="KEY=VALUE; repeatable (same key: OR)."),
     metric: str = typer.Option("EffectiveCost", help="BilledCost, EffectiveCost, ListCost or ContractedCost."),
     limit: int = typer.Option(100_000, help="Maximum rows."),

@@ -113,7 +113,7 @@ def parse_date(parameter: str, value: str | None) -> date | None:
 
 
 def parse_key(parameter: str, key: str) -> str:
-    """The canonical spelling of a group/filter key: a FOCUS column or tag:<key>."""
+    """The canonical spelling of a group/filter key: a FOCUS column, a provider x_ column or tag:<key>."""
     key = key.strip()
     if key.lower().startswith("tag:"):
         if not key[4:]:

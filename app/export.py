@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from app import __version__
-from app.focus import BY_NAME, DECIMAL_SCALE, LINEAGE_COLUMNS, V12_COLUMNS, V13_COLUMNS
+from app.focus import BY_NAME, DECIMAL_SCALE, LINEAGE_COLUMNS, PROVIDER_COLUMNS, V12_COLUMNS, V13_COLUMNS
 from app.warehouse import COST_TABLE
 
 FORMATS = ("parquet", "csv")
@@ -64,11 +64,12 @@ def export_focus(
         where.append("BillingPeriodStart = ?")
         params.append(billing_period)
     where_sql = " AND ".join(where)
-    non_null = ", ".join(f'count("{n}")' for n in names)
+    non_null = ", ".join(f'count("{n}")' for n in names + PROVIDER_COLUMNS)
     counts = con.execute(f"SELECT count(*), {non_null} FROM {COST_TABLE} WHERE {where_sql}", params).fetchone()
-    rows, per_column = counts[0], dict(zip(names, counts[1:]))
+    rows, per_column = counts[0], dict(zip(names + PROVIDER_COLUMNS, counts[1:]))
     keep = [n for n in names if all_columns or BY_NAME[n].mandatory or per_column[n] > 0]
-    lineage = [n for n, _ in LINEAGE_COLUMNS]
+    # Custom x_ columns: the provider columns that hold something (all with --all-columns), then lineage.
+    lineage = [n for n in PROVIDER_COLUMNS if all_columns or per_column[n] > 0] + [n for n, _ in LINEAGE_COLUMNS]
     columns = keep + lineage
     out_dir.mkdir(parents=True, exist_ok=True)
     data_file = out_dir / f"focus_cost_and_usage.{fmt}"

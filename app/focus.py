@@ -125,6 +125,10 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("x_SourceFile", "VARCHAR"),
 )
 
+# Provider columns kept beside FOCUS (migrations/warehouse/0002): named as Azure's FocusCost export names them;
+# connectors fill them where the provider has the concept, FOCUS files pass them through when present.
+PROVIDER_COLUMNS: tuple[str, ...] = ("x_ResourceGroupName", "x_SkuMeterCategory", "x_InvoiceSectionName")
+
 BY_NAME: dict[str, Column] = {c.name: c for c in FOCUS_COLUMNS}
 _BY_LOWER: dict[str, Column] = {c.name.lower(): c for c in FOCUS_COLUMNS}
 
@@ -133,7 +137,8 @@ V12_COLUMNS = tuple(c.name for c in FOCUS_COLUMNS if c.since != "1.3")
 V13_COLUMNS = tuple(c.name for c in FOCUS_COLUMNS)
 COST_METRICS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 # Columns a cost query may group or filter on: every FOCUS string column, the billing-period bounds and lineage.
-DIMENSIONS = tuple(c.name for c in FOCUS_COLUMNS if c.kind == "string") + ("x_SourceId", "x_DeliveryId")
+DIMENSIONS = (tuple(c.name for c in FOCUS_COLUMNS if c.kind == "string") + ("x_SourceId", "x_DeliveryId")
+              + PROVIDER_COLUMNS)
 
 # Allowed values of FOCUS's enumerated columns (1.2). Case-only mismatches are normalized on ingest and reported.
 ENUMS: dict[str, tuple[str, ...]] = {

@@ -76,6 +76,8 @@ def test_partitioned_export_from_azurite_and_from_a_local_folder(rt, blob_contai
     assert (one[12].day, one[13].day, one[14].month, one[14].day) == (5, 6, 11, 1)  # inclusive end -> exclusive
     assert one[15:20] == (D(24), "1 Hour", D("2.304"), "Microsoft", "Microsoft")
     assert one[20] == '{"ServiceType":"Standard_DS2_v2","VCPUs":2}'
+    assert q(rt, "SELECT x_ResourceGroupName, x_SkuMeterCategory, x_InvoiceSectionName FROM cost_and_usage "
+                 "WHERE x_SourceId = 'blob' AND ResourceName = 'disk-1'") == [("data-rg", "Storage", "ACM")]
     # Tags and AdditionalInfo written without their braces still parse.
     assert q(rt, "SELECT Tags, SkuPriceDetails FROM cost_and_usage WHERE x_SourceId = 'blob' "
                  "AND ResourceName = 'disk-1'") == [({"team": "data", "costCenter": "42"}, '{"UsageType":"disks"}')]
@@ -346,7 +348,13 @@ def test_focus_cost_export_passes_through(rt, tmp_path, version):
     assert d.raw_rows == d.landed_rows == len(raw)
     assert d.landed_billed_cost == fx.q18(sum(D(r["BilledCost"]) for r in raw))
     assert d.landed_effective_cost == fx.q18(sum(D(r["EffectiveCost"]) for r in raw))
-    assert any("custom x_ columns not stored: x_ResourceGroupName" in n for n in d.tolerated)
+    # Resource group and meter category are stored; other x_ columns are reported as not stored.
+    assert any("custom x_ columns not stored: x_BilledCostInUsd" in n for n in d.tolerated), d.tolerated
+    groups = dict(q(rt, "SELECT x_ResourceGroupName, sum(BilledCost) FROM cost_and_usage GROUP BY 1"))
+    assert set(groups) == {r["resource_group"] for r in rows if r.get("resource_group")} | (
+        {None} if any(not r.get("resource_group") for r in rows) else set())
+    assert q(rt, "SELECT DISTINCT x_SkuMeterCategory FROM cost_and_usage WHERE ServiceName = 'Virtual Machines'") == \
+        [("Virtual Machines",)]
     assert q(rt, "SELECT ChargePeriodStart FROM cost_and_usage WHERE Tags['env'] = 'prod'")[0][0].day == 5
 
 
@@ -401,3 +409,18 @@ def test_nise_azure_export_ingests_and_reconciles_to_the_cent(rt, blob_container
     assert days == [1, 2, 3]
     tagged = q(rt, "SELECT count(*) FROM cost_and_usage WHERE Tags IS NOT NULL")[0][0]
     assert tagged == sum(1 for r in raw if r["Tags"] not in (None, '""'))
+
+
+def test_cost_query_groups_and_filters_by_resource_group(rt, tmp_path):
+    """The provider columns are dimensions of the cost query (CLI `costs -g`, API `group_by`)."""
+    from app.costs import parse_query, run_query
+
+    rows = fx.month_rows()
+    run = fx.write_export(tmp_path / "c", "e", rows, "actual")
+    sources.add(rt, "az", "azure", "actual", str(run.root))
+    ingest(rt, "az")
+    with rt.warehouse.connect(read_only=True) as con:
+        result = run_query(con, parse_query(start="2026-10", group_by=["x_resourcegroupname"],
+                                            filters=["x_SkuMeterCategory=Storage"], metric="BilledCost"))
+    (row,) = result.rows
+    assert (row["x_ResourceGroupName"], row["cost"], row["currency"]) == ("data-rg", D("0.0200016"), "USD")

@@ -8,7 +8,7 @@ import duckdb
 from sqlalchemy import inspect, select
 
 from app.control import Delivery, Source
-from app.focus import DECIMAL_SQL, FOCUS_COLUMNS, LINEAGE_COLUMNS, MANDATORY
+from app.focus import DECIMAL_SQL, FOCUS_COLUMNS, LINEAGE_COLUMNS, MANDATORY, PROVIDER_COLUMNS
 from app.warehouse import Warehouse, migration_files
 from tests.conftest import make_runtime
 
@@ -26,8 +26,9 @@ def _columns(con) -> dict[str, tuple[str, str]]:
 def test_warehouse_table_is_the_focus_catalogue(rt):
     with rt.warehouse.connect(read_only=True) as con:
         cols = _columns(con)
-    expected = [c.name for c in FOCUS_COLUMNS] + [n for n, _ in LINEAGE_COLUMNS]
+    expected = [c.name for c in FOCUS_COLUMNS] + [n for n, _ in LINEAGE_COLUMNS] + list(PROVIDER_COLUMNS)
     assert list(cols) == expected
+    assert all(cols[n] == ("VARCHAR", "YES") for n in PROVIDER_COLUMNS)
     for c in FOCUS_COLUMNS:
         typ, nullable = cols[c.name]
         assert typ == c.sql_type.replace("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"), c.name

@@ -9,7 +9,8 @@ option `amortized_location` (the AmortizedCost export's folder, or its name next
 
 Discovery (one delivery per month: the newest complete run) is in `discovery.py`; the cost-details mapping, its
 alias table and the actual/amortized join in `mapping.py`; FocusCost goes through the FOCUS connector's mapping
-(Azure's `x_` columns are reported, not stored).
+(Azure's `x_ResourceGroupName`, `x_SkuMeterCategory` and `x_InvoiceSectionName` are stored, its other `x_`
+columns reported).
 
 Permissions: Storage Blob Data Reader on the export's container (and a storage firewall that admits this
 machine). Managing the exports themselves (management.py) needs Cost Management Contributor on the scope.

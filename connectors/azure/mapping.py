@@ -55,8 +55,9 @@ UnusedSavingsPlan) has BilledCost 0 and its EffectiveCost. So Σ BilledCost = Σ
 | CommitmentDiscountType / Category / Status | Reservation (Usage) or Savings Plan (Spend) / Used on covered usage, Unused on Unused* rows |
 | Tags | Tags |
 
-Azure-only columns (ResourceGroup, MeterSubCategory, InvoiceSectionName, ...) have no warehouse column: the
-resource group stays readable in ResourceId.
+| x_ResourceGroupName / x_SkuMeterCategory / x_InvoiceSectionName | ResourceGroup / MeterCategory / InvoiceSectionName (the names Azure's FocusCost export gives them) |
+
+Other Azure-only columns (MeterSubCategory, CostCenter, ...) have no warehouse column.
 """
 from __future__ import annotations
 
@@ -505,6 +506,9 @@ SELECT
          WHEN ct IN ('unusedreservation', 'unusedsavingsplan') THEN 'Unused'
          WHEN category = 'Usage' THEN 'Used' END AS CommitmentDiscountStatus,
     CASE WHEN cardinality(tags) > 0 THEN tags END AS Tags,
+    resource_group AS x_ResourceGroupName,
+    meter_category AS x_SkuMeterCategory,
+    invoice_section_name AS x_InvoiceSectionName,
     x_SourceFile
 FROM t"""
     return StagedFile(", ".join(p.opened.uri for p in plans), sql, provides_source_file=True)

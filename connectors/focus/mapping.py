@@ -15,7 +15,9 @@ from decimal import Decimal
 
 import duckdb
 
-from app.focus import DECIMAL_SQL, ENUMS, MANDATORY, Column, lookup
+from app.focus import DECIMAL_SQL, ENUMS, MANDATORY, PROVIDER_COLUMNS, Column, lookup
+
+_PROVIDER_BY_LOWER = {n.lower(): n for n in PROVIDER_COLUMNS}
 from app.warehouse import StagedFile, Totals
 from connectors.base import IngestError, PeriodStats
 from connectors.focus.reader import OpenedFile, first_line, quote_ident, quote_str
@@ -49,6 +51,7 @@ class FilePlan:
     notes: list[str] = field(default_factory=list)
     normalize_enums: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {variant: canonical}
     fills: dict[str, str] = field(default_factory=dict)  # column -> column whose value fills its nulls
+    provider_columns: dict[str, str] = field(default_factory=dict)  # stored x_ column -> the file's column
 
 
 # -- columns -----------------------------------------------------------------------------------------------------
@@ -60,10 +63,15 @@ def plan_columns(opened: OpenedFile, fills: dict[str, str] | None = None) -> Fil
     plans: dict[str, ColumnPlan] = {}
     notes = list(opened.notes)
     ignored, custom, recased = [], [], []
+    stored = {}
     for name, typ in opened.columns.items():
         col = lookup(name)
         if col is None:
-            (custom if name.lower().startswith("x_") else ignored).append(name)
+            kept = _PROVIDER_BY_LOWER.get(name.lower())
+            if kept and kept not in stored:
+                stored[kept] = name
+            else:
+                (custom if name.lower().startswith("x_") else ignored).append(name)
             continue
         if col.name in plans:
             raise IngestError(
@@ -98,7 +106,8 @@ def plan_columns(opened: OpenedFile, fills: dict[str, str] | None = None) -> Fil
     if floats:
         notes.append(f"floating-point columns converted value by value to exact decimals through their shortest "
                      f"text form: {', '.join(floats)}")
-    return FilePlan(opened, plans, notes, fills={k: v for k, v in (fills or {}).items() if k in plans and v in plans})
+    return FilePlan(opened, plans, notes, fills={k: v for k, v in (fills or {}).items() if k in plans and v in plans},
+                    provider_columns=stored)
 
 
 def _check_type(opened: OpenedFile, col: Column, name: str, typ: str) -> None:
@@ -253,6 +262,8 @@ def staged_select(plan: FilePlan) -> StagedFile:
         if name in plan.fills:
             expr = f"coalesce({expr}, {value_expr(plan.columns[plan.fills[name]])})"
         exprs.append(f"{expr} AS {quote_ident(name)}")
+    for name, source in plan.provider_columns.items():
+        exprs.append(f"NULLIF(trim(CAST({quote_ident(source)} AS VARCHAR)), '') AS {quote_ident(name)}")
     return StagedFile(plan.opened.uri, f"SELECT {', '.join(exprs)} FROM {plan.opened.relation}")
 
 

@@ -48,7 +48,8 @@ def get_costs(
     granularity: Literal["day", "month"] = Query("month", description="Bucket of the `period` column."),
     group_by: list[str] = Query(
         [], description="Dimensions to group by, repeated or comma-separated: any FOCUS text column "
-        "(ProviderName, ServiceName, SubAccountId, RegionId, ChargeCategory, ...), x_SourceId, or tag:<key>.",
+        "(ProviderName, ServiceName, SubAccountId, RegionId, ChargeCategory, ...), x_SourceId, a provider column "
+        "(x_ResourceGroupName, x_SkuMeterCategory, x_InvoiceSectionName), or tag:<key>.",
         examples=["ServiceName"],
     ),
     filter: list[str] = Query(
