@@ -84,3 +84,31 @@ def test_control_database_migrates_and_keeps_exact_money(tmp_path, control_url):
         assert d.raw_billed_cost == big and d.raw_effective_cost == tiny
     rt.init()  # idempotent
     rt.close()
+
+
+def test_a_warehouse_made_by_an_older_version_migrates_forward_keeping_its_rows(tmp_path, monkeypatch):
+    """A DuckDB file at schema 1 (before the provider columns and the GCP price table) with loaded rows gets the
+    later DDL on the next start; the rows stay, the new columns are null."""
+    from app import warehouse as wh
+
+    every = wh.migration_files()
+    assert [v for v, _, _ in every][:3] == [1, 2, 3]
+    monkeypatch.setattr(wh, "migration_files", lambda: every[:1])
+    old = make_runtime(tmp_path)
+    with old.warehouse.connect() as con:
+        cols = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = "
+                           "'cost_and_usage' AND is_nullable = 'NO'").fetchall()
+        value = {"VARCHAR": "'x'", "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ '2026-10-01'"}
+        con.execute(f"INSERT INTO cost_and_usage ({', '.join(c for c, _ in cols)}) "
+                    f"SELECT {', '.join(value.get(t, '1.25') for _, t in cols)}")
+    old.close()
+    monkeypatch.setattr(wh, "migration_files", lambda: every)
+    new = make_runtime(tmp_path)
+    try:
+        with new.warehouse.connect(read_only=True) as con:
+            assert con.execute("SELECT max(version) FROM warehouse_migrations").fetchone()[0] == every[-1][0]
+            assert con.execute("SELECT BilledCost, x_ResourceGroupName FROM cost_and_usage").fetchall() == \
+                [(Decimal("1.25"), None)]
+            assert con.execute("SELECT count(*) FROM gcp_sku_prices").fetchone()[0] == 0
+    finally:
+        new.close()

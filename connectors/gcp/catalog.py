@@ -8,14 +8,13 @@ row per SKU and pricing tier, with `fetched_at`), which the mapping joins to fil
 the export has no `cost_at_list` (the standard export never has it). A price is used only when the SKU's catalog
 usage unit is the row's pricing unit (`hour`, `gibibyte month`, ...); the list unit price is the first non-zero
 tier (a free tier is a price reduction, not the list price), converted with the row's currency_conversion_rate.
-The optimizers' what-ifs read the same table. A fetch is reused for `list_prices_max_age_days` (default 7).
+(The optimizers do not read the table yet.) A fetch is reused for `list_prices_max_age_days` (default 7).
 
 Options: `catalog_endpoint` (another Catalog endpoint, for tests), `auth=none` (anonymous, test endpoints only);
 credentials otherwise from Application Default Credentials. The API needs the Cloud Billing API enabled on the
 credentials' project; no billing-account role is needed for public prices.
 
-The table is created on first use (CREATE TABLE IF NOT EXISTS below) rather than by a numbered warehouse migration,
-so this connector does not claim a migration number; its DDL is the one statement in `DDL`.
+The table is created by warehouse migration `migrations/warehouse/0003_gcp_sku_prices.sql`.
 """
 from __future__ import annotations
 
@@ -28,23 +27,7 @@ import duckdb
 
 from connectors.base import IngestError, LocalFile, RemoteFile
 
-PRICE_TABLE = "gcp_sku_prices"
-DDL = f"""CREATE TABLE IF NOT EXISTS {PRICE_TABLE} (
-    service_id VARCHAR NOT NULL,
-    service_name VARCHAR,
-    sku_id VARCHAR NOT NULL,
-    sku_description VARCHAR,
-    resource_family VARCHAR,
-    usage_type VARCHAR,
-    service_regions VARCHAR[],
-    usage_unit VARCHAR,
-    usage_unit_description VARCHAR,
-    currency VARCHAR NOT NULL,
-    tier_start DECIMAL(38,18) NOT NULL,
-    unit_price DECIMAL(38,18) NOT NULL,
-    effective_time TIMESTAMPTZ,
-    fetched_at TIMESTAMPTZ NOT NULL
-)"""
+PRICE_TABLE = "gcp_sku_prices"  # migrations/warehouse/0003_gcp_sku_prices.sql
 
 
 def make_client(options: Mapping[str, str]):
@@ -158,7 +141,6 @@ def prices_file_for(files: list[RemoteFile], options: Mapping[str, str], cache: 
 
 def store_prices_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Cache a fetched price file in the warehouse: its SKUs' rows replace older ones. Returns rows stored."""
-    con.execute(DDL)
     rel = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
     con.begin()
     try:
