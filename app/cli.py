@@ -140,16 +140,18 @@ app.add_typer(sources_app, name="sources")
 @sources_app.command("add")
 def sources_add(
     name: str = typer.Argument(..., help="Source name (letters, digits, - and _)."),
-    provider: str = typer.Option(..., "--provider", help="aws, azure or focus."),
+    provider: str = typer.Option(..., "--provider", help="aws, azure, gcp or focus."),
     fmt: str = typer.Option(..., "--format", help="aws: cur (legacy CUR), cur2 (Data Exports CUR 2.0), focus "
                             "(AWS FOCUS export); azure: actual, amortized, actual+amortized (Cost Management cost "
-                            "details exports), focus (FocusCost export); focus: focus."),
+                            "details exports), focus (FocusCost export); gcp: bigquery (the BigQuery billing export table), "
+                            "export (its rows saved as Parquet/JSON lines/CSV files); focus: focus."),
     location: str = typer.Option(..., "--location", help="s3://bucket/prefix/<report-or-export-name>, "
-                                 "azure://account/container/<root>/<export-name>, or that tree copied to a local "
-                                 "folder."),
+                                 "azure://account/container/<root>/<export-name>, bq://project.dataset.table, or "
+                                 "that tree (those files) in a local folder."),
     option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE. AWS: endpoint_url, region. Azure: "
                                      "endpoint_url, connection_string_env, amortized_location; for --manage-export "
                                      "scope, storage_account_id, export_format, focus_version, management_url. "
+                                     "GCP: billing_project, lookback_days, list_prices=catalog (docs/gcp.md). "
                                      "Never secrets."),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="Cron expression for scheduled ingests."),
     manage_export: bool = typer.Option(False, "--manage-export", help="Azure: create the Cost Management export "
@@ -445,7 +447,8 @@ def demo(
     port: int = typer.Option(8000, help="Port for the API."),
 ) -> None:
     """Generate a realistic 3-cloud dataset (seeded: AWS as a CUR 2.0 export, Azure as a FocusCost export, GCP as
-    FOCUS files), ingest it through the real connectors, print a summary of last month, then serve the API."""
+    Cloud Billing export rows), ingest it through the real connectors, print a summary of last month, then serve
+    the API."""
     from app import demo as demo_data
     from app import sources
     from app.costs import cents_str, parse_query, run_query
@@ -454,7 +457,7 @@ def demo(
 
     rt = runtime()
     folder = rt.settings.data_dir / "demo-exports"
-    out.print(f"writing demo exports (AWS CUR 2.0, Azure FocusCost, GCP FOCUS) to {folder}")
+    out.print(f"writing demo exports (AWS CUR 2.0, Azure FocusCost, GCP billing export) to {folder}")
     exports = demo_data.write_exports(folder)
     formats = demo_data.source_formats()
     with _progress() as bar:
