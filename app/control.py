@@ -1,4 +1,4 @@
-"""The control database (SQLAlchemy 2): sources and the delivery ledger.
+"""The control database (SQLAlchemy 2): sources, the delivery ledger and the allocation rule versions.
 
 SQLite by default, PostgreSQL in production. Schema changes go through alembic (migrations/control); `upgrade()`
 brings any database to the newest revision.
@@ -12,6 +12,7 @@ from importlib import resources
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -123,6 +124,23 @@ class Delivery(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
 
     source: Mapped[Source] = relationship(back_populates="deliveries")
+
+
+class AllocationRuleVersion(Base):
+    """One version of the allocation rule document. Exactly one is active once any was applied; applying a new
+    document (file or API edit) adds a version and makes it active only if its allocation committed."""
+
+    __tablename__ = "allocation_rule_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+    document: Mapped[str] = mapped_column(Text, nullable=False)  # the normalized document (JSON text)
+    checksum: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, index=True)
+    rule_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Billing periods (YYYY-MM-DD) this version re-allocated when applied; the others kept their allocation.
+    periods: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
 
 
 def make_engine(url: str) -> Engine:

@@ -129,6 +129,9 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
 # connectors fill them where the provider has the concept, FOCUS files pass them through when present.
 PROVIDER_COLUMNS: tuple[str, ...] = ("x_ResourceGroupName", "x_SkuMeterCategory", "x_InvoiceSectionName")
 
+# The stable id of a cost line (migrations/warehouse/0004), which allocation parts refer to; never exported.
+LINE_ID_COLUMN = "x_LineId"
+
 BY_NAME: dict[str, Column] = {c.name: c for c in FOCUS_COLUMNS}
 _BY_LOWER: dict[str, Column] = {c.name.lower(): c for c in FOCUS_COLUMNS}
 

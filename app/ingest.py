@@ -22,6 +22,7 @@ import duckdb
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.allocation.engine import after_ingest
 from app.control import Delivery, Source, utcnow
 from app.runtime import Runtime
 from app.warehouse import COST_TABLE, FileLoadError, PeriodLoad, ReconciliationError, Totals
@@ -43,6 +44,7 @@ class IngestResult:
     loaded: list[Delivery] = field(default_factory=list)
     unchanged: list[Delivery] = field(default_factory=list)
     failed: list[IngestError] = field(default_factory=list)
+    allocation_errors: list[str] = field(default_factory=list)
 
     @property
     def deliveries(self) -> list[Delivery]:
@@ -255,6 +257,10 @@ def _load(rt, session, con, source, cand: Candidate, inspection: Inspection, per
             old.status, old.replaced_by = "replaced", d.id
     _finish(session, pending, step.t0, status="loaded")
     result.loaded.extend(pending)
+    # The loaded periods' lines are new (new x_LineId): allocate them under the active rule version. A failure
+    # there does not undo the delivery; it is logged and the next `rules apply` redoes those periods.
+    step("allocating", 0.95)
+    result.allocation_errors += filter(None, [after_ingest(rt, con, [d.billing_period_start for d in pending])])
     step("done", 1.0)
 
 

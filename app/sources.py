@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.control import Source
 from app.runtime import Runtime
+from app.allocation.engine import after_ingest
 from app.warehouse import COST_TABLE
 
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -73,10 +74,14 @@ def remove(rt: Runtime, name: str) -> int:
         if source is None:
             raise SourceError(f"no source named {name!r}")
         with rt.warehouse.connect() as con:
+            periods = [p for (p,) in con.execute(
+                f"SELECT DISTINCT BillingPeriodStart FROM {COST_TABLE} WHERE x_SourceId = ?", [name]).fetchall()]
             con.begin()
             (deleted,) = con.execute(f"DELETE FROM {COST_TABLE} WHERE x_SourceId = ?", [name]).fetchone()
             con.execute("UPDATE warehouse_state SET data_version = data_version + 1")
             con.commit()
+            if periods:  # the remaining lines of those periods (proportional drivers may have changed)
+                after_ingest(rt, con, periods)
         session.delete(source)
         session.commit()
         return deleted

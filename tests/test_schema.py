@@ -8,7 +8,7 @@ import duckdb
 from sqlalchemy import inspect, select
 
 from app.control import Delivery, Source
-from app.focus import DECIMAL_SQL, FOCUS_COLUMNS, LINEAGE_COLUMNS, MANDATORY, PROVIDER_COLUMNS
+from app.focus import DECIMAL_SQL, FOCUS_COLUMNS, LINE_ID_COLUMN, LINEAGE_COLUMNS, MANDATORY, PROVIDER_COLUMNS
 from app.warehouse import Warehouse, migration_files
 from tests.conftest import make_runtime
 
@@ -26,7 +26,8 @@ def _columns(con) -> dict[str, tuple[str, str]]:
 def test_warehouse_table_is_the_focus_catalogue(rt):
     with rt.warehouse.connect(read_only=True) as con:
         cols = _columns(con)
-    expected = [c.name for c in FOCUS_COLUMNS] + [n for n, _ in LINEAGE_COLUMNS] + list(PROVIDER_COLUMNS)
+    expected = [c.name for c in FOCUS_COLUMNS] + [n for n, _ in LINEAGE_COLUMNS] + list(PROVIDER_COLUMNS) + [LINE_ID_COLUMN]
+    assert cols[LINE_ID_COLUMN] == ("BIGINT", "YES")
     assert list(cols) == expected
     assert all(cols[n] == ("VARCHAR", "YES") for n in PROVIDER_COLUMNS)
     for c in FOCUS_COLUMNS:

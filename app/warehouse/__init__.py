@@ -21,6 +21,8 @@ from pathlib import Path
 import duckdb
 
 COST_TABLE = "cost_and_usage"
+# Every inserted line takes its stable id (x_LineId, migrations/warehouse/0004) from this sequence.
+LINE_ID_SEQUENCE = "cost_line_id"
 MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
@@ -206,7 +208,8 @@ class Warehouse:
                 source_file = "" if staged.provides_source_file else ", ? AS x_SourceFile"
                 sql = (
                     f"INSERT INTO {COST_TABLE} BY NAME "
-                    f"SELECT s.*, ? AS x_SourceId, {delivery_case} AS x_DeliveryId, ? AS x_IngestedAt{source_file} "
+                    f"SELECT s.*, ? AS x_SourceId, {delivery_case} AS x_DeliveryId, ? AS x_IngestedAt{source_file}, "
+                    f"nextval('{LINE_ID_SEQUENCE}') AS x_LineId "
                     f"FROM ({staged.select_sql}) s WHERE s.BillingPeriodStart IN ({in_periods})"
                 )
                 file_param = [] if staged.provides_source_file else [staged.uri]

@@ -1,0 +1,3 @@
+"""Allocation: rules (app/allocation/rules.py) compiled to one DuckDB statement (compile.py) that splits every cost
+line into parts owned by a team, service, cost center, environment and custom dimensions; versions, diff, explain
+and coverage (engine.py). See the README's "Allocation rules" section."""
