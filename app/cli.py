@@ -355,25 +355,32 @@ def costs(
     end: Optional[str] = typer.Option(None, help="Day after the window (exclusive)."),
     granularity: str = typer.Option("month", help="day or month."),
     group_by: list[str] = typer.Option([], "--group-by", "-g", help="FOCUS column, provider column "
-                                       "(x_ResourceGroupName, x_SkuMeterCategory, x_InvoiceSectionName) or "
-                                       "tag:<key>; repeatable."),
-    filter: list[str] = typer.Option([], "--filter", "-f", help="KEY=VALUE; repeatable (same key: OR)."),
+                                       "(x_ResourceGroupName, x_SkuMeterCategory, x_InvoiceSectionName), "
+                                       "tag:<key> or allocation dimension (team, service, cost_center, "
+                                       "environment, custom); repeatable."),
+    filter: list[str] = typer.Option([], "--filter", "-f", help="KEY=VALUE (allocation dimensions also KEY:VALUE); "
+                                     "repeatable (same key: OR)."),
     metric: str = typer.Option("EffectiveCost", help="BilledCost, EffectiveCost, ListCost or ContractedCost."),
     limit: int = typer.Option(100_000, help="Maximum rows."),
     fmt: str = typer.Option("table", "--format", help="table, csv or json."),
 ) -> None:
-    """Sum a cost metric by period and dimensions (the same query as GET /v1/costs)."""
+    """Sum a cost metric by period and dimensions (the same query as GET /v1/costs); the table ends with the
+    allocation coverage (% of EffectiveCost the rules allocate) per provider and month."""
     from app.costs import QueryError, cents_str, parse_query, run_query
 
     if fmt not in ("table", "csv", "json"):
         fail("--format must be table, csv or json", 2)
+    from app.allocation import engine as alloc
+
+    rt = runtime()
     try:
-        q = parse_query(start, end, granularity, group_by, filter, metric, limit)
+        q = parse_query(start, end, granularity, group_by, filter, metric, limit,
+                        alloc.active_document(rt)[1].dimensions)
     except QueryError as exc:
         fail(f"--{exc.parameter.replace('_', '-')}: {exc.message}", 2)
-    rt = runtime()
     with rt.warehouse.connect(read_only=True) as con:
         result = run_query(con, q)
+        coverage = alloc.coverage(con, result.query.start, result.query.end) if fmt == "table" else []
     if fmt == "json":
         print(json.dumps(result.to_json(), indent=2))
     elif fmt == "csv":
@@ -389,9 +396,185 @@ def costs(
         for t in result.totals:
             table.add_row("[bold]total", *["" for _ in echo.group_by], f"[bold]{cents_str(t['cost'])}", t["currency"])
         out.print(table)
+        if coverage:
+            out.print("allocation coverage (EffectiveCost allocated by rules): " + ", ".join(
+                f"{c['provider']} {c['period'][:7]} {c['coverage_pct'] or '-'}%" for c in coverage), highlight=False)
         err.print("amounts rounded to the cent for display; --format json or csv gives them exactly")
         if result.truncated:
             err.print(f"[yellow]rows cut at --limit {echo.limit}; totals cover everything[/]")
+
+
+rules_app = typer.Typer(help="Allocation rules: apply a rule file, inspect versions, diff, explain, coverage.",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+def _print_json(data) -> None:
+    from app.allocation.engine import jsonable
+
+    print(json.dumps(jsonable(data), indent=2))
+
+
+@rules_app.command("apply")
+def rules_apply(
+    file: Path = typer.Argument(..., help="Rule document (YAML or JSON): dimensions, tag_aliases, rules."),
+    note: Optional[str] = typer.Option(None, "--note", help="Why the rules changed; kept with the version."),
+    output: str = typer.Option("table", "--output", help="table or json."),
+) -> None:
+    """Validate FILE and make it the active version, re-allocating the billing periods whose effective rules it
+    changes (one DuckDB transaction). On any error the previous version stays active and nothing changes."""
+    from app.allocation import engine as alloc
+    from app.allocation.rules import RulesInvalid
+
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror or exc}", 2)
+    rt = runtime()
+    try:
+        with _progress() as bar:
+            task = bar.add_task("validating", total=1.0)
+            result = alloc.apply(rt, text, note=note,
+                                 progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))
+    except RulesInvalid as exc:
+        for problem in exc.problems:
+            err.print(f"[bold red]error:[/] {file}: {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if output == "json":
+        _print_json(result.to_json())
+        return
+    view = result.to_json()
+    if result.created:
+        out.print(f"version {result.version} active ({result.rule_count} rules); re-allocated "
+                  f"{', '.join(p[:7] for p in view['reallocated_periods']) or 'no period'}; kept "
+                  f"{', '.join(p[:7] for p in view['kept_periods']) or 'no period'}", highlight=False)
+    else:
+        out.print(f"unchanged: version {result.version} already holds this document", highlight=False)
+
+
+@rules_app.command("show")
+def rules_show(output: str = typer.Option("yaml", "--output", help="yaml or json.")) -> None:
+    """Print the active rule document."""
+    import yaml
+
+    from app.allocation import engine as alloc
+
+    version, doc = alloc.active_document(runtime())
+    if output == "json":
+        _print_json({"version": version, "document": doc.raw})
+        return
+    print(f"# version {version}" if version else "# no rules applied yet")
+    print(yaml.safe_dump(doc.raw, sort_keys=False, allow_unicode=True), end="")
+
+
+@rules_app.command("versions")
+def rules_versions(output: str = typer.Option("table", "--output", help="table or json.")) -> None:
+    """List the rule versions, newest first."""
+    from app.allocation import engine as alloc
+
+    rows = alloc.list_versions(runtime())
+    if output == "json":
+        _print_json(rows)
+        return
+    table = Table(title="Allocation rule versions")
+    for col in ("version", "active", "created", "rules", "re-allocated", "note"):
+        table.add_column(col)
+    for v in rows:
+        table.add_row(str(v["version"]), "yes" if v["active"] else "", v["created_at"][:19], str(v["rule_count"]),
+                      ", ".join(p[:7] for p in v["reallocated_periods"]), v["note"] or "")
+    out.print(table)
+
+
+@rules_app.command("diff")
+def rules_diff(
+    v1: int = typer.Argument(..., help="Earlier version."),
+    v2: int = typer.Argument(..., help="Later version."),
+    by: str = typer.Option("team", "--by", help="team, cost_center or service."),
+    metric: str = typer.Option("EffectiveCost", "--metric", help="BilledCost, EffectiveCost, ListCost, ContractedCost."),
+    output: str = typer.Option("table", "--output", help="table or json."),
+) -> None:
+    """Totals per billing period, currency and team (or --by) under V1 and V2, and what moved."""
+    from app.allocation import engine as alloc
+    from app.costs import cents_str
+    from app.focus import COST_METRICS
+
+    if by not in alloc.DIFF_KEYS or metric not in COST_METRICS:
+        fail("--by must be team, cost_center or service; --metric a FOCUS cost metric", 2)
+    rt = runtime()
+    with rt.warehouse.connect(read_only=True) as con:
+        try:
+            d = alloc.diff(rt, con, v1, v2, by, metric)
+        except alloc.VersionNotFound as exc:
+            fail(str(exc))
+    if output == "json":
+        _print_json(d)
+        return
+    table = Table(title=f"{metric} by {by}: version {v1} → {v2} (only what moved)")
+    for col in ("billing period", "currency", by, f"v{v1}", f"v{v2}", "moved"):
+        table.add_column(col, justify="right" if col.startswith("v") or col == "moved" else "left")
+    for r in d["moved"]:
+        table.add_row(r["billing_period"][:7], r["currency"], str(r[by]), cents_str(r["from"]), cents_str(r["to"]),
+                      cents_str(r["moved"]))
+    out.print(table)
+
+
+@rules_app.command("explain")
+def rules_explain(
+    line_id: Optional[int] = typer.Option(None, "--line-id", help="One line (x_LineId)."),
+    team: Optional[str] = typer.Option(None, "--team", help="Group: parts of this team."),
+    service: Optional[str] = typer.Option(None, "--service", help="Group: parts of this service dimension value."),
+    cost_center: Optional[str] = typer.Option(None, "--cost-center", help="Group: parts of this cost center."),
+    day: Optional[str] = typer.Option(None, "--day", help="Group: charges of this day (YYYY-MM-DD)."),
+) -> None:
+    """Which rule and version claimed a line (or a group), which tests were true, and how a split was computed
+    (JSON, as GET /v1/allocation/explain)."""
+    from app.allocation import engine as alloc
+    from app.costs import QueryError, parse_date
+
+    try:
+        d = parse_date("day", day)
+    except QueryError as exc:
+        fail(f"--day: {exc.message}", 2)
+    filters = {k: v for k, v in (("team", team), ("service", service), ("cost_center", cost_center)) if v}
+    if line_id is None and not filters and d is None:
+        fail("give --line-id, or a group with --team/--service/--cost-center and/or --day", 2)
+    rt = runtime()
+    with rt.warehouse.connect(read_only=True) as con:
+        try:
+            data = (alloc.explain_line(rt, con, line_id) if line_id is not None
+                    else alloc.explain_group(rt, con, filters, d))
+        except LookupError as exc:
+            fail(str(exc))
+    _print_json(data)
+
+
+@rules_app.command("coverage")
+def rules_coverage(
+    start: Optional[str] = typer.Option(None, help="First day (YYYY-MM-DD or YYYY-MM). Default: all data."),
+    end: Optional[str] = typer.Option(None, help="Day after the window (exclusive)."),
+    output: str = typer.Option("table", "--output", help="table or json."),
+) -> None:
+    """% of EffectiveCost allocated by rules, per provider and month (allocated + unallocated = total)."""
+    from app.allocation import engine as alloc
+    from app.costs import QueryError, cents_str, parse_date
+
+    try:
+        s, e = parse_date("start", start), parse_date("end", end)
+    except QueryError as exc:
+        fail(f"--{exc.parameter}: {exc.message}", 2)
+    rt = runtime()
+    with rt.warehouse.connect(read_only=True) as con:
+        rows = alloc.coverage(con, s, e)
+    if output == "json":
+        _print_json(rows)
+        return
+    table = Table(title="Allocation coverage (EffectiveCost)")
+    for col in ("month", "provider", "currency", "total", "allocated", "unallocated", "coverage"):
+        table.add_column(col, justify="left" if col in ("month", "provider", "currency") else "right")
+    for r in rows:
+        table.add_row(r["period"][:7], r["provider"], r["currency"], cents_str(r["total"]), cents_str(r["allocated"]),
+                      cents_str(r["unallocated"]), f"{r['coverage_pct']}%" if r["coverage_pct"] else "-")
+    out.print(table)
 
 
 @export_app.command("focus")

@@ -16,6 +16,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
 
+from app.allocation.compile import ALLOCATION_TABLE
+from app.allocation.rules import BUILTIN_DIMENSIONS
 from app.focus import COST_METRICS, DIMENSIONS, canonical_dimension
 from app.warehouse import COST_TABLE
 
@@ -112,9 +114,12 @@ def parse_date(parameter: str, value: str | None) -> date | None:
         raise QueryError(parameter, f"{value!r} is not a valid date ({exc})") from exc
 
 
-def parse_key(parameter: str, key: str) -> str:
-    """The canonical spelling of a group/filter key: a FOCUS column, a provider x_ column or tag:<key>."""
+def parse_key(parameter: str, key: str, allocation_dimensions: tuple[str, ...] = BUILTIN_DIMENSIONS) -> str:
+    """The canonical spelling of a group/filter key: a FOCUS column, a provider x_ column, tag:<key>, or an
+    allocation dimension (team, service, cost_center, environment and the active rules' custom dimensions)."""
     key = key.strip()
+    if key.lower() in allocation_dimensions:
+        return key.lower()
     if key.lower().startswith("tag:"):
         if not key[4:]:
             raise QueryError(parameter, "tag: needs a key, e.g. tag:team")
@@ -123,7 +128,8 @@ def parse_key(parameter: str, key: str) -> str:
     if canonical is None:
         raise QueryError(
             parameter,
-            f"unknown dimension {key!r}; use a FOCUS column ({', '.join(DIMENSIONS[:6])}, ...) or tag:<key>",
+            f"unknown dimension {key!r}; use a FOCUS column ({', '.join(DIMENSIONS[:6])}, ...), tag:<key> or an "
+            f"allocation dimension ({', '.join(allocation_dimensions)})",
         )
     return canonical
 
@@ -136,6 +142,7 @@ def parse_query(
     filters: list[str] | None = None,
     metric: str | None = None,
     limit: int | None = None,
+    allocation_dimensions: tuple[str, ...] = BUILTIN_DIMENSIONS,
 ) -> CostQuery:
     granularity = (granularity or "month").lower()
     if granularity not in GRANULARITIES:
@@ -147,15 +154,18 @@ def parse_query(
     groups: list[str] = []
     for item in group_by or []:
         for key in filter(None, (k.strip() for k in item.split(","))):
-            canonical = parse_key("group_by", key)
+            canonical = parse_key("group_by", key, allocation_dimensions)
             if canonical not in groups:
                 groups.append(canonical)
     parsed_filters: dict[str, list[str]] = {}
     for item in filters or []:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise QueryError("filter", f"{item!r} is not KEY=VALUE (e.g. ProviderName=AWS or tag:team=payments)")
-        parsed_filters.setdefault(parse_key("filter", key), []).append(value)
+        if not sep:  # allocation dimensions also take KEY:VALUE (cost_center:CC-42)
+            key, sep, value = item.partition(":")
+            if not sep or key.strip().lower() not in allocation_dimensions:
+                raise QueryError("filter", f"{item!r} is not KEY=VALUE (e.g. ProviderName=AWS, tag:team=payments "
+                                           f"or team=payments)")
+        parsed_filters.setdefault(parse_key("filter", key, allocation_dimensions), []).append(value)
     start_d, end_d = parse_date("start", start), parse_date("end", end)
     if start_d and end_d and start_d >= end_d:
         raise QueryError("end", f"end ({end_d}) must be after start ({start_d}); end is exclusive")
@@ -172,7 +182,33 @@ def _key_sql(key: str, params: list) -> str:
     if key.startswith("tag:"):
         params.append(key[4:])
         return "Tags[?]"
+    if _is_allocation(key) and key not in BUILTIN_DIMENSIONS:
+        params.append(key)
+        return "dims[?]"
     return f'"{key}"'
+
+
+def _is_allocation(key: str) -> bool:
+    return not key.startswith("tag:") and canonical_dimension(key) is None
+
+
+# Columns cost_allocation carries itself; other FOCUS columns and Tags come from a join on x_LineId.
+_PART_COLUMNS = ("ChargePeriodStart", "BillingCurrency", "ProviderName", "x_SourceId", *COST_METRICS)
+
+
+def _source(q: CostQuery) -> str:
+    """The table a query reads: the warehouse lines, or, when it groups or filters on an allocation dimension,
+    the allocation parts (joined to their lines for FOCUS columns and tags). Parts sum to their line, so totals
+    are the same either way."""
+    keys = set(q.group_by) | set(q.filters)
+    if not any(_is_allocation(k) for k in keys):
+        return COST_TABLE
+    focus = sorted({k for k in keys if not _is_allocation(k) and not k.startswith("tag:")} - set(_PART_COLUMNS))
+    tags = any(k.startswith("tag:") for k in keys)
+    cols = ["a.team", "a.service", "a.cost_center", "a.environment", "a.dims"] + [f'a."{c}"' for c in _PART_COLUMNS]
+    cols += [f'c."{c}"' for c in focus] + (["c.Tags"] if tags else [])
+    join = f" JOIN {COST_TABLE} c ON c.x_LineId = a.x_LineId" if focus or tags else ""
+    return f"(SELECT {', '.join(cols)} FROM {ALLOCATION_TABLE} a{join}) AS parts"
 
 
 def _add_months(d: date, months: int) -> date:
@@ -224,7 +260,7 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostResult:
     sql = (
         f"SELECT CAST(date_trunc('{trunc}', ChargePeriodStart) AS DATE) AS period{select_groups}, "
         f"BillingCurrency AS currency, sum({metric}) AS cost "
-        f"FROM {COST_TABLE} WHERE {where} GROUP BY {group_positions} "
+        f"FROM {_source(q)} WHERE {where} GROUP BY {group_positions} "
         f"ORDER BY 1, cost DESC, {group_positions} LIMIT {q.limit + 1}"
     )
     fetched = con.execute(sql, params).fetchall()
@@ -241,7 +277,7 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostResult:
     totals = [
         {"currency": cur, "cost": cost if cost is not None else Decimal(0)}
         for cur, cost in con.execute(
-            f"SELECT BillingCurrency, sum({metric}) FROM {COST_TABLE} WHERE {t_where} GROUP BY 1 ORDER BY 1",
+            f"SELECT BillingCurrency, sum({metric}) FROM {_source(q)} WHERE {t_where} GROUP BY 1 ORDER BY 1",
             t_params,
         ).fetchall()
     ]

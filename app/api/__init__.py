@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import problems
-from app.api.routers import costs, deliveries, health
+from app.api.routers import allocation, costs, deliveries, health
 from app.runtime import Runtime
 
 DESCRIPTION = """
@@ -35,4 +35,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(costs.router, prefix="/v1")
     app.include_router(deliveries.router, prefix="/v1")
+    app.include_router(allocation.router, prefix="/v1")
     return app

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.allocation.rules import RulesInvalid
 from app.costs import QueryError
 from app.warehouse import WarehouseBusy
 
@@ -63,6 +64,13 @@ def install(app: FastAPI) -> None:
     async def _query(request: Request, exc: QueryError):
         return problem(400, "Invalid request parameter", f"{exc.parameter}: {exc.message}",
                        instance=str(request.url.path), errors=[{"parameter": exc.parameter, "detail": exc.message}])
+
+    @app.exception_handler(RulesInvalid)
+    async def _rules(request: Request, exc: RulesInvalid):
+        errors = [{"parameter": (f"rules[{p.rule}].{p.field}" if p.rule is not None else p.field),
+                   "detail": p.message} for p in exc.problems]
+        return problem(400, "Invalid allocation rules", str(exc), instance=str(request.url.path), errors=errors,
+                       type_="https://cloudtally.dev/problems/invalid-rules")
 
     @app.exception_handler(WarehouseBusy)
     async def _busy(request: Request, exc: WarehouseBusy):

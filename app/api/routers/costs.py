@@ -7,7 +7,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from app.api.deps import warehouse
+from app.allocation.engine import active_document
+from app.api.deps import get_runtime, warehouse
+from app.runtime import Runtime
 from app.api.problems import PROBLEM_RESPONSES
 from app.costs import DEFAULT_METRIC, MAX_ROWS, parse_query, run_query
 
@@ -37,6 +39,7 @@ class CostsResponse(BaseModel):
 )
 def get_costs(
     con: duckdb.DuckDBPyConnection = Depends(warehouse),
+    rt: Runtime = Depends(get_runtime),
     start: str | None = Query(
         None, description="First day of the window (YYYY-MM-DD, or YYYY-MM for the month's first day). "
         "Default: the first day of the latest month with data, or one month before `end`.", examples=["2024-09-01"],
@@ -49,12 +52,15 @@ def get_costs(
     group_by: list[str] = Query(
         [], description="Dimensions to group by, repeated or comma-separated: any FOCUS text column "
         "(ProviderName, ServiceName, SubAccountId, RegionId, ChargeCategory, ...), x_SourceId, a provider column "
-        "(x_ResourceGroupName, x_SkuMeterCategory, x_InvoiceSectionName), or tag:<key>.",
+        "(x_ResourceGroupName, x_SkuMeterCategory, x_InvoiceSectionName), tag:<key>, or an allocation dimension "
+        "(team, service, cost_center, environment, or a custom dimension of the active rules): those read the "
+        "allocation parts, whose amounts sum to the lines'.",
         examples=["ServiceName"],
     ),
     filter: list[str] = Query(
         [], description="KEY=VALUE, repeatable. Keys as for group_by. Values of one key are OR-ed, different keys "
-        "AND-ed. An empty value (tag:team=) matches rows where the key is missing.", examples=["ProviderName=AWS"],
+        "AND-ed. An empty value (tag:team=) matches rows where the key is missing. Allocation dimensions also take "
+        "KEY:VALUE (cost_center:CC-42).", examples=["ProviderName=AWS"],
     ),
     metric: Literal["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"] = Query(
         DEFAULT_METRIC, description="FOCUS cost metric to sum: BilledCost (invoice), EffectiveCost (amortized), "
@@ -66,7 +72,7 @@ def get_costs(
     """Sum a FOCUS cost metric over `[start, end)` by period and the requested dimensions.
 
     Every amount is an exact decimal string in its row's billing currency; two currencies are never added."""
-    q = parse_query(start, end, granularity, group_by, filter, metric, limit)
+    q = parse_query(start, end, granularity, group_by, filter, metric, limit, active_document(rt)[1].dimensions)
     result = run_query(con, q)
     if format == "csv":
         return Response(result.to_csv(), media_type="text/csv; charset=utf-8",
