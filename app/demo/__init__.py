@@ -7,21 +7,28 @@ What the files contain (billing periods 2026-08, 2026-09 and 2026-10; daily char
   folder with a manifest per month, `<export>/<yyyyMMdd-yyyyMMdd>/<run time>/<guid>/`), loaded as an
   `azure`/`focus` source through the Azure connector: a USD billing profile with three subscriptions and a EUR
   EA enrollment with one (subscription GUIDs; a real export covers one scope, the demo puts both in one export to
-  keep one Azure source). Google Cloud (FOCUS 1.2, Parquet): one billing account with four projects, loaded
-  through the FOCUS connector.
+  keep one Azure source). Google Cloud: Cloud Billing detailed export rows (Parquet with the export's nested
+  columns, one file per invoice month, `invoice_month=YYYYMM/000000000000.parquet`, `app.demo.gcp`), loaded as a
+  `gcp`/`export` source through the GCP connector: one billing account with four projects; Cloud Run usage of the
+  last day of August and September is billed in the next invoice month.
 - 28 services with their FOCUS ServiceCategory and ServiceSubcategory (AWS: CUR product codes, categorized by
-  the connector), regions and zones, resources with IDs, SKUs and price IDs, list and negotiated unit prices,
-  consumed quantities, tags {team, env, app} for five teams (payments, data, platform, search, mobile; about one
-  resource in ten is untagged; AWS: `resource_tags` user_team/user_env/user_app), and a three-day BigQuery cost
-  spike in September (a runaway query, for anomaly views).
+  the connector), regions and zones, resources with IDs, SKUs and (AWS, Azure) price IDs, list and negotiated unit
+  prices, consumed quantities, tags {team, env, app} for five teams (payments, data, platform, search, mobile;
+  about one resource in ten is untagged; AWS: `resource_tags` user_team/user_env/user_app; GCP: labels, and
+  Compute Engine's system labels on VM rows), and a three-day BigQuery cost spike in September (a runaway query,
+  for anomaly views).
 - Commitment discounts: an AWS Compute Savings Plan (daily recurring fee; covered usage and its negations), an
   all-upfront AWS RDS Reserved Instance (one Fee line, DiscountedUsage, a monthly RIFee with the unused part), a
   monthly-paid Azure VM reservation and a Google Cloud CUD (daily fee). Covered usage is `Committed` with
   BilledCost 0 and the amortized EffectiveCost; usage beyond the commitment stays `Standard`; what is left is an
   `Unused` row. Per commitment and charge period, Used + Unused EffectiveCost equals the fee billed for that
-  period (for the RI: the upfront amount pro rata, per month).
-- Spot (`Dynamic`) VMs, monthly credits, one refund (AWS Refund line), tax (AWS: per usage account and product
-  code; Azure and GCP: one Tax row per billing account and month), one invoice per billing account and month.
+  period (for the RI: the upfront amount pro rata, per month). Google Cloud's export does not amortize: covered
+  usage carries a COMMITTED_USAGE_DISCOUNT credit of minus its cost (EffectiveCost 0 once netted), the daily fee
+  line keeps EffectiveCost = BilledCost, and there are no Unused rows (connectors/gcp).
+- Spot (`Dynamic`) VMs, monthly credits (GCP: PROMOTION credits on BigQuery rows, Credit rows once loaded), one
+  refund (AWS Refund line), tax (AWS: per usage account and product code; Azure and GCP: one Tax row per billing
+  account and month), one invoice per billing account and month (GCP's export has no invoice number: InvoiceId
+  stays empty).
 All money is decimal.Decimal. The same seed gives byte-identical files.
 """
 from __future__ import annotations
@@ -31,19 +38,16 @@ import gzip
 import io
 import json
 import random
-import shutil
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from app.demo import gcp
 from app.demo.catalog import providers
 from app.demo.cur import EXPORT_NAME, cur_lines, export_files
 from app.demo.generator import Generator
-from app.focus import BY_NAME, FOCUS_COLUMNS
+from app.focus import FOCUS_COLUMNS
 
 FIRST_MONTH, LAST_MONTH = "2026-08", "2026-10"
 
@@ -125,22 +129,16 @@ def _resource_group(resource_id: str | None) -> str | None:
     return resource_id[resource_id.lower().index("/resourcegroups/") + len("/resourcegroups/"):].split("/", 1)[0]
 
 
-def _write_parquet(path: Path, rows: list[dict]) -> None:
-    types = {"decimal": pa.decimal128(38, 18), "datetime": pa.timestamp("us", tz="UTC")}
-    pq.write_table(pa.table({c: pa.array([r.get(c) for r in rows], types.get(BY_NAME[c].kind, pa.string()))
-                             for c in COLUMNS}), path, compression="zstd")
-
-
 def source_formats() -> dict[str, tuple[str, str]]:
-    """{source name: (provider, format)} as `app.sources` names them: the AWS part is a CUR 2.0 export."""
-    kinds = {"cur2": ("aws", "cur2"), "focuscost": ("azure", "focus")}
-    return {name: kinds.get(p.fmt, ("focus", "focus")) for name, p in providers().items()}
+    """{source name: (provider, format)} as `app.sources` names them: every part is a configured source."""
+    kinds = {"cur2": ("aws", "cur2"), "focuscost": ("azure", "focus"), "gcpexport": ("gcp", "export")}
+    return {name: kinds[p.fmt] for name, p in providers().items()}
 
 
 def _sync(root: Path, files: dict[str, bytes]) -> None:
     """Make `root` hold exactly `files`, rewriting only what changed: an unchanged export keeps its files'
     modification times, which the AWS and Azure connectors' delivery identities include (so a re-run reloads
-    nothing)."""
+    nothing; the GCP connector identifies a delivery by its files' content)."""
     if root.exists():
         for path in root.rglob("*"):
             if path.is_file() and path.relative_to(root).as_posix() not in files:
@@ -157,29 +155,21 @@ def _sync(root: Path, files: dict[str, bytes]) -> None:
 
 
 def write_exports(folder: Path, seed: int = 20261023) -> dict[str, Path]:
-    """Write the dataset: {source name: its location}. FOCUS sources get one file per billing period inside their
-    folder (replaced as a whole); the AWS and Azure sources' locations are their export folders
-    `<folder>/demo-aws/demo-cur2` and `<folder>/demo-azure/demo-focus` (synced, so re-running into the same folder
-    leaves exactly the new files and touches no unchanged one)."""
+    """Write the dataset: {source name: its location}, each an export folder inside `<folder>/<source name>`:
+    `demo-aws/demo-cur2`, `demo-azure/demo-focus` and `demo-gcp/gcp_billing_export_resource_v1_<account>`. Synced:
+    re-running into the same folder leaves exactly the new files and touches no unchanged one."""
     out = {}
     for name, provider in providers().items():
         rows = Generator(provider, random.Random(f"{seed}:{name}")).rows()
         target = Path(folder) / name
         if provider.fmt == "cur2":
-            files = export_files(cur_lines(rows, provider))
-            _sync(target, {f"{EXPORT_NAME}/{rel}": data for rel, data in files.items()})
-            out[name] = target / EXPORT_NAME
-            continue
-        if provider.fmt == "focuscost":
-            _sync(target, _azure_focus_export(rows, seed))
-            out[name] = target / AZURE_EXPORT
-            continue
-        if target.exists():
-            shutil.rmtree(target)
-        for start in sorted({r["BillingPeriodStart"] for r in rows}):
-            part = target / f"billing_period={start:%Y-%m}"
-            part.mkdir(parents=True)
-            month_rows = [r for r in rows if r["BillingPeriodStart"] == start]
-            _write_parquet(part / "part-0.parquet", month_rows)
-        out[name] = target
+            sub = EXPORT_NAME
+            files = {f"{sub}/{rel}": data for rel, data in export_files(cur_lines(rows, provider)).items()}
+        elif provider.fmt == "focuscost":
+            sub, files = AZURE_EXPORT, _azure_focus_export(rows, seed)  # paths start with the export's name
+        else:
+            sub = gcp.table_name(provider)
+            files = {f"{sub}/{rel}": data for rel, data in gcp.export_files(gcp.export_rows(rows, provider)).items()}
+        _sync(target, files)
+        out[name] = target / sub
     return out

@@ -187,7 +187,9 @@ class Commitment:
 @dataclass
 class Provider:
     name: str
-    fmt: str  # parquet (FOCUS files) | cur2 (a CUR 2.0 Data Export, app.demo.cur) | focuscost (an Azure FocusCost export)
+    # cur2 (a CUR 2.0 Data Export, app.demo.cur) | focuscost (an Azure FocusCost export) | gcpexport (Cloud Billing
+    # export rows, app.demo.gcp)
+    fmt: str
     accounts: list[Account]
     # (account, sub account, team, app, env, region, "kind*count[xscale][@auto|@batch] ...")
     workloads: list[tuple]
@@ -256,7 +258,7 @@ def providers() -> dict[str, Provider]:
         f"/providers/Microsoft.Capacity/reservationOrders/{_stable_id('ro', True)}/reservations/"
         f"{_stable_id('r', True)}", "VM_RI_D4s_v5_eastus_1y", "Usage", "Reservation", "vm",
         "DZH318Z0BQ4L/reservation-1y", 0, "eastus", ("az.d4s",), D(168), D("0.1211"), "monthly")]
-    gcp = Provider("Google Cloud", "parquet", [Account(
+    gcp = Provider("Google Cloud", "gcpexport", [Account(
         "01A7C4-9E3B52-D8F061", "Acme Corp GCP", "Billing Account", "USD", D("0.05"),
         {"bq": D("0.1"), "gcs": D("0.05")}, (("acme-data-prod", "Data Platform (prod)"),
                                              ("acme-ml-prod", "ML Platform (prod)"),
