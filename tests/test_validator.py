@@ -93,14 +93,29 @@ def test_real_focus_1_0_sample_fails_only_where_its_data_does(shared_dir, sample
     assert not any(r.startswith("ChargeFrequency") for r in tolerated)
 
 
+# The validator evaluates InvoiceId's nullability pair ("null when no invoice" OR "not null when invoiced") over the
+# whole column, not per row. The demo mixes AWS and Azure rows, which carry invoice ids, with Google Cloud rows,
+# whose billing export has no invoice number (the GCP connector leaves InvoiceId null): each row satisfies one
+# branch, the column as a whole neither.
+MIXED_INVOICE_IDS = {
+    "InvoiceId-C-003-C": "whole-column OR over a dataset mixing invoiced (AWS, Azure) and not-numbered (GCP) rows",
+    "InvoiceId-C-000-O": "parent of InvoiceId-C-003-C",
+}
+
+
 def test_demo_data_passes_with_the_criteria_it_claims(shared_dir, tmp_path):
     from app.demo import VALIDATOR_CRITERIA
 
     env = {"CLOUDTALLY_DATA_DIR": str(tmp_path / "d")}
     assert cli("demo", "--no-serve", env=env).exit_code == 0
     out = export(env, tmp_path / "out")
-    proc, report = validate(shared_dir, out, tmp_path=tmp_path)
+    allow = [a for rule in MIXED_INVOICE_IDS for a in ("--allow", rule)]
+    proc, report = validate(shared_dir, out, *allow, tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    proc, report = validate(shared_dir, out, "--criteria", ",".join(VALIDATOR_CRITERIA), tmp_path=tmp_path)
+    assert set(MIXED_INVOICE_IDS) <= set(report["tolerated"])  # still needed, else the allowance is stale
+    proc, report = validate(shared_dir, out, "--criteria", ",".join(VALIDATOR_CRITERIA), *allow, tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert len(report["passed"]) > 300
+    assert not report["failed"]
+    # Fewer checks than before the GCP part came from the billing export (255 with the criteria claimed now):
+    # ACCOUNT_NAMING, PUBLIC_PRICE_LIST and UNIT_PRICING are no longer claimed (app/demo VALIDATOR_CRITERIA).
+    assert len(report["passed"]) > 250
