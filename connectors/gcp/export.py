@@ -312,6 +312,13 @@ PRICES_CTE = """prices AS (
 ),"""
 
 
+def _ratio(amount: str, quantity: str) -> str:
+    """A unit price: amount / quantity. DuckDB divides decimals in DOUBLE; the quotient is kept to 15 significant
+    digits (what a double holds) through its text, so binary noise (0.21930000000000002) never reaches the
+    DECIMAL column. Every cost stays exact; only this derived price is a rounded quotient."""
+    return f"CAST(printf('%.15g', CAST({amount} AS DOUBLE) / CAST({quantity} AS DOUBLE)) AS {DEC})"
+
+
 def mapping_sql(plan: ExportPlan) -> str:
     netted = ", ".join(quote_str(t) for t in NETTED_TYPES)
     cuds = ", ".join(quote_str(t) for t in CUD_TYPES)
@@ -381,10 +388,10 @@ SELECT
                                             AS {DEC}), cost) ELSE BilledCost END AS ListCost,
     CASE WHEN category IN ('Usage', 'Purchase') THEN cost ELSE BilledCost END AS ContractedCost,
     CASE WHEN category IN ('Usage', 'Purchase') AND pricing_quantity <> 0
-         THEN CAST(CAST(cost AS DOUBLE) / CAST(pricing_quantity AS DOUBLE) AS {DEC}) END AS ContractedUnitPrice,
+         THEN {_ratio('cost', 'pricing_quantity')} END AS ContractedUnitPrice,
     CASE WHEN category IN ('Usage', 'Purchase') THEN coalesce(
          CASE WHEN pricing_quantity <> 0 THEN
-              CAST(CAST(cost_at_list AS DOUBLE) / CAST(pricing_quantity AS DOUBLE) AS {DEC}) END,
+              {_ratio('cost_at_list', 'pricing_quantity')} END,
          list_price, ContractedUnitPrice) END AS ListUnitPrice,
     CASE WHEN category NOT IN ('Usage', 'Purchase') THEN NULL
          WHEN category = 'Usage' AND cud IS NOT NULL THEN 'Committed'
