@@ -630,8 +630,8 @@ def demo(
     port: int = typer.Option(8000, help="Port for the API."),
 ) -> None:
     """Generate a realistic 3-cloud dataset (seeded: AWS as a CUR 2.0 export, Azure as a FocusCost export, GCP as
-    Cloud Billing export rows), ingest it through the real connectors, print a summary of last month, then serve
-    the API."""
+    Cloud Billing export rows), ingest it through the real connectors, apply the sample allocation rules
+    (app/demo/rules.yaml), print last month by provider and by team, then serve the API."""
     from app import demo as demo_data
     from app import sources
     from app.costs import cents_str, parse_query, run_query
@@ -662,16 +662,27 @@ def demo(
                 run_ingest(rt, name, progress=progress)
             except (IngestError, sources.SourceError) as exc:
                 fail(str(exc))
+    from app.allocation import engine as allocation
+
+    rules = demo_data.RULES_FILE
+    from app.allocation.rules import RulesInvalid
+
+    try:  # re-applying the same rules makes no new version; a changed file re-allocates what it changes
+        applied = allocation.apply(rt, rules.read_text(), note=f"cloudtally demo ({rules.name})")
+    except RulesInvalid as exc:
+        fail(f"the demo allocation rules {rules}: {exc}")
+    out.print(f"allocation rules {rules.name}: version {applied.version} active "
+              f"(`cloudtally rules show`, `cloudtally rules coverage`)", soft_wrap=True)
     month = demo_data.LAST_MONTH
     with rt.warehouse.connect(read_only=True) as con:
-        for dim in ("ProviderName", "tag:team"):
+        for dim in ("ProviderName", "team"):
             result = run_query(con, parse_query(start=month, group_by=[dim], metric="EffectiveCost"))
             table = Table(title=f"EffectiveCost {month} by {dim}")
             table.add_column(dim)
             table.add_column("cost", justify="right")
             table.add_column("currency")
             for r in result.rows:
-                table.add_row(r[dim] or "(untagged)", cents_str(r["cost"]), r["currency"])
+                table.add_row(r[dim] or "(none)", cents_str(r["cost"]), r["currency"])
             for t in result.totals:
                 table.add_row("[bold]total", f"[bold]{cents_str(t['cost'])}", t["currency"])
             out.print(table)

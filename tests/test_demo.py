@@ -638,3 +638,41 @@ def test_validator_criteria_are_known():
     }
     assert set(demo.VALIDATOR_CRITERIA) <= known
     assert len(set(demo.VALIDATOR_CRITERIA)) == len(demo.VALIDATOR_CRITERIA)
+
+
+# -- 5. allocation with the shipped sample rules ----------------------------------------------------------------
+def test_sample_rules_allocate_every_line_exactly_once(loaded):
+    """app/demo/rules.yaml over the demo data: every line's parts sum to the line for all four metrics, allocated +
+    unallocated = total per day, provider and currency, and at least 95% of each month's EffectiveCost is allocated."""
+    from app.allocation import engine
+
+    rt, _, _ = loaded
+    applied = engine.apply(rt, demo.RULES_FILE.read_text(), note="test")
+    assert applied.rule_count == 8 and len(applied.reallocated) == 3
+    metrics = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
+    diff = " OR ".join(f"l.{m} IS DISTINCT FROM p.{m}" for m in metrics)
+    assert scalar(rt, f"""
+        WITH p AS (SELECT x_LineId, {', '.join(f'sum({m}) AS {m}' for m in metrics)}, count(*) FILTER (WHERE part = 1)
+                   AS firsts FROM cost_allocation GROUP BY 1)
+        SELECT count(*) FROM cost_and_usage l FULL JOIN p USING (x_LineId)
+        WHERE p.x_LineId IS NULL OR l.x_LineId IS NULL OR p.firsts <> 1 OR {diff}""") == 0
+    per_day = query(rt, """
+        SELECT l.d, l.ProviderName, l.BillingCurrency, l.total, a.allocated, a.unallocated FROM
+          (SELECT ChargePeriodStart::DATE d, ProviderName, BillingCurrency, sum(EffectiveCost) total
+           FROM cost_and_usage GROUP BY ALL) l
+        JOIN (SELECT ChargePeriodStart::DATE d, ProviderName, BillingCurrency,
+                     coalesce(sum(EffectiveCost) FILTER (WHERE rule_name IS NOT NULL), 0) allocated,
+                     coalesce(sum(EffectiveCost) FILTER (WHERE rule_name IS NULL), 0) unallocated
+              FROM cost_allocation GROUP BY ALL) a USING (d, ProviderName, BillingCurrency)""")
+    assert len(per_day) >= 3 * 90 and all(total == allocated + unallocated for *_, total, allocated, unallocated
+                                          in per_day)
+    monthly = query(rt, """
+        SELECT BillingPeriodStart, ProviderName, BillingCurrency,
+               sum(EffectiveCost) FILTER (WHERE rule_name IS NOT NULL) / sum(EffectiveCost)
+        FROM cost_allocation GROUP BY ALL""")
+    assert len(monthly) == 12 and all(share >= Decimal("0.95") for *_, share in monthly)
+    # The even split gives each of the five teams the same share of the commitment fees; the proportional split
+    # of invoice tax follows each team's usage, so its shares differ.
+    even = query(rt, "SELECT DISTINCT share FROM cost_allocation WHERE rule_name = 'shared-commitments'")
+    assert even == [(Decimal("0.2"),)]
+    assert scalar(rt, "SELECT count(DISTINCT share) FROM cost_allocation WHERE rule_name = 'invoice-tax'") > 5

@@ -26,10 +26,23 @@ def test_demo_loads_prints_last_month_and_is_repeatable(tmp_path):
     env = {"CLOUDTALLY_DATA_DIR": str(tmp_path / "d")}
     first = cli("demo", "--no-serve", env=env)
     assert first.exit_code == 0, first.stderr
-    assert "EffectiveCost 2026-10 by ProviderName" in first.stdout and "by tag:team" in first.stdout
+    assert "EffectiveCost 2026-10 by ProviderName" in first.stdout and "by team" in first.stdout
     assert "48913.92" in first.stdout and "1624.87" in first.stdout
-    for team in ("payments", "data", "platform", "search", "mobile", "(untagged)"):
+    assert "allocation rules rules.yaml: version 1 active" in first.stdout
+    for team in ("payments", "data", "platform", "search", "mobile", "unallocated"):
         assert team in first.stdout
+    # The sample rules allocate at least 95% of every provider's month (only the sandbox account is left out).
+    coverage = cli_json("rules", "coverage", "--output", "json", env=env)
+    assert len(coverage) == 12  # 3 months x (AWS, Google Cloud, Microsoft USD, Microsoft EUR)
+    for c in coverage:
+        assert Decimal(c["allocated"]) + Decimal(c["unallocated"]) + Decimal(c["not_allocated_yet"]) == \
+            Decimal(c["total"]), c
+        assert Decimal(c["allocated"]) >= Decimal(c["total"]) * Decimal("0.95"), c
+    total = sum(Decimal(c["total"]) for c in coverage)
+    assert 0 < sum(Decimal(c["unallocated"]) for c in coverage) < total * Decimal("0.01")  # the sandbox account
+    # One even split (commitment fees) and one proportional split (invoice tax) divide lines among the teams.
+    explained = cli_json("rules", "explain", "--team", "search", "--day", "2026-10-01", env=env)
+    assert {"shared-commitments", "invoice-tax"} <= {g["rule"] for g in explained["groups"]}, explained
 
     body = cli_json("costs", "--start", "2026-10", "--format", "json", env=env)
     assert {t["currency"]: Decimal(t["cost"]) for t in body["totals"]} == OCTOBER

@@ -29,7 +29,9 @@ What the files contain (billing periods 2026-08, 2026-09 and 2026-10; daily char
   refund (AWS Refund line), tax (AWS: per usage account and product code; Azure and GCP: one Tax row per billing
   account and month), one invoice per billing account and month (GCP's export has no invoice number: InvoiceId
   stays empty).
-All money is decimal.Decimal. The same seed gives byte-identical files.
+All money is decimal.Decimal. The same seed gives byte-identical files. `rules.yaml` beside this module allocates
+the dataset to teams and cost centers (one even split of commitment fees, one proportional split of invoice tax;
+the sandbox account is left unallocated).
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ from app.demo.generator import Generator
 from app.focus import FOCUS_COLUMNS
 
 FIRST_MONTH, LAST_MONTH = "2026-08", "2026-10"
+# Sample allocation rules for this dataset (README "Allocation rules"): `cloudtally demo` applies them.
+RULES_FILE = Path(__file__).with_name("rules.yaml")
 
 # The FinOps Foundation validator's applicability criteria that this data satisfies (focus-validator.md 2.6).
 # Not claimed since the AWS part is a CUR 2.0 export: CUR has no account types, so the AWS connector leaves
