@@ -1,4 +1,5 @@
-"""The control database (SQLAlchemy 2): sources, the delivery ledger and the allocation rule versions.
+"""The control database (SQLAlchemy 2): sources, the delivery ledger, the allocation rule versions, ingest runs,
+source locks, data-quality results, alert events (and APScheduler's job table, created by migration 0003).
 
 SQLite by default, PostgreSQL in production. Schema changes go through alembic (migrations/control); `upgrade()`
 brings any database to the newest revision.
@@ -15,10 +16,12 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -122,6 +125,8 @@ class Delivery(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+    # Sorted column names of the delivery's raw files (union over its files), for the schema-drift check.
+    columns: Mapped[list | None] = mapped_column(JSON)
 
     source: Mapped[Source] = relationship(back_populates="deliveries")
 
@@ -141,6 +146,87 @@ class AllocationRuleVersion(Base):
     rule_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # Billing periods (YYYY-MM-DD) this version re-allocated when applied; the others kept their allocation.
     periods: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+
+
+class IngestRun(Base):
+    """One run of a source's ingest job (scheduled, CLI or API): its outcome, the deliveries it touched, figures
+    and the timing of each after-ingest step. A scheduled run carries the cron fire time it ran for; (source,
+    scheduled_for) is unique, so two schedulers sharing this database run each fire time once."""
+
+    __tablename__ = "ingest_runs"
+    __table_args__ = (UniqueConstraint("source", "scheduled_for", name="uq_ingest_runs_source_scheduled_for"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    source: Mapped[str] = mapped_column(String(200), nullable=False, index=True)  # by name: history outlives it
+    trigger: Mapped[str] = mapped_column(String(20), nullable=False)  # scheduled | cli | api
+    # running -> succeeded | nothing_new | failed; skipped when another run of the source held the lock.
+    status: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    runner: Mapped[str] = mapped_column(String(200), nullable=False)  # host:pid of the process
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    # {"loaded": [delivery ids], "unchanged": [...], "failed": [...]}
+    deliveries: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    raw_rows: Mapped[int | None] = mapped_column(Integer)
+    raw_billed_cost: Mapped[Decimal | None] = mapped_column(Money)
+    raw_effective_cost: Mapped[Decimal | None] = mapped_column(Money)
+    landed_rows: Mapped[int | None] = mapped_column(Integer)
+    landed_billed_cost: Mapped[Decimal | None] = mapped_column(Money)
+    landed_effective_cost: Mapped[Decimal | None] = mapped_column(Money)
+    # [{"name": "allocation", "status": ..., "duration_ms": ..., ...}, ...] in the order they ran
+    steps: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+
+
+class SourceLock(Base):
+    """SQLite's per-source run lock (PostgreSQL uses an advisory lock instead): a row per held lock, with its
+    owner (host:pid:token), a heartbeat and an expiry, so a crashed holder never blocks the source for long."""
+
+    __tablename__ = "source_locks"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class QualityCheck(Base):
+    """The latest result of one data-quality check for one source and billing period ('' = the whole source)."""
+
+    __tablename__ = "quality_checks"
+    __table_args__ = (UniqueConstraint("source", "billing_period", "kind", name="uq_quality_checks_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    billing_period: Mapped[str] = mapped_column(String(7), nullable=False)  # YYYY-MM, or '' for source-wide
+    # freshness | completeness | duplicates | schema_drift | restatement
+    kind: Mapped[str] = mapped_column(String(30), nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False)  # passed | failed | skipped
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    details: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    delivery_id: Mapped[str | None] = mapped_column(String(36))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class AlertEvent(Base):
+    """Something worth telling people (a failed data-quality check, ...), waiting for the alerts module to deliver
+    it: delivered_at stays NULL until then."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_undelivered", "delivered_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(50), nullable=False)  # e.g. data_quality.freshness
+    source: Mapped[str | None] = mapped_column(String(200))
+    billing_period: Mapped[str | None] = mapped_column(String(7))
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    details: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 def make_engine(url: str) -> Engine:
