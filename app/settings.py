@@ -33,6 +33,27 @@ class Settings(BaseSettings):
         30.0, description="Seconds to wait for another process to release the DuckDB file before giving up."
     )
 
+    ingest_retries: int = Field(
+        3, ge=0, description="Retries of an ingest run after a transient error (network, throttling, 5xx); "
+        "0 = one attempt only. Permanent errors (bad input, access denied, missing bucket) never retry.",
+    )
+    ingest_retry_base_delay: float = Field(
+        2.0, ge=0, description="Seconds: retry n waits a random time in [0, base * 2**(n-1)] (full jitter), "
+        "capped by ingest_retry_max_delay.",
+    )
+    ingest_retry_max_delay: float = Field(60.0, ge=0, description="Upper bound of one retry wait, in seconds.")
+    lock_ttl: float = Field(
+        120.0, gt=0, description="SQLite source lock: seconds a lock row stays valid without a heartbeat (the "
+        "holder renews it every ttl/4); a lock of a dead process on this host is taken over at once.",
+    )
+    scheduler_misfire_grace: int = Field(
+        3600, gt=0, description="Seconds a scheduled ingest may start late (the process was down or busy) and "
+        "still run; missed fires are coalesced into one run.",
+    )
+    scheduler_sync_seconds: float = Field(
+        30.0, gt=0, description="How often `serve` re-reads the sources table to add, change or remove jobs.",
+    )
+
     @cached_property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'control.db').resolve()}"
