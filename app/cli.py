@@ -93,11 +93,13 @@ def ingest(
     option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE for the location, e.g. endpoint_url=…"),
     output: str = typer.Option("table", "--output", help="How to print the ledger rows: table or json."),
 ) -> None:
-    """Load billing data: one delivery per billing period, reconciled to the raw files to the last decimal."""
+    """Load billing data: one delivery per billing period, reconciled to the raw files to the last decimal.
+
+    Runs the same job as the scheduler (trigger cli): under the source's lock (exit 1, "already running", when
+    another run holds it), with retries of transient errors, recorded in `cloudtally runs`."""
     from app import sources as sources_mod
     from app.costs import QueryError, parse_date
-    from app.ingest import SourceConflict, ingest as run_ingest
-    from connectors.base import IngestError
+    from app.runs import run_source
 
     if fmt != "focus":
         fail(f"--format {fmt!r} is not supported by the quick path; configure the source with `sources add`", 2)
@@ -113,20 +115,26 @@ def ingest(
         fail(f"no source named {target!r}; add one with `cloudtally sources add`, or load FOCUS files with "
              f"`cloudtally ingest PATH --source NAME`", 2)
     name, location = (source, target) if source else (target, None)
-    result = None
-    try:
-        with _progress() as bar:
-            task = bar.add_task("starting", total=1.0)
-            result = run_ingest(rt, name, location, options=_parse_options(option), period=start,
-                                progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))
-    except (IngestError, SourceConflict) as exc:
-        fail(str(exc))
+    options = _parse_options(option)
+    with _progress() as bar:
+        task = bar.add_task("starting", total=1.0)
+        run = run_source(rt, name, "cli", location=location, options=options, period=start,
+                         progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))
+    if run.status == "skipped":
+        fail(f"source {name}: {run.message} (another run holds its lock); nothing was loaded")
+    if run.status == "failed":
+        fail(run.error or run.message or "ingest failed")
+    from app.control import Delivery
     from app.ledger import delivery_view
 
-    views = [delivery_view(d, name) | {"outcome": "loaded"} for d in result.loaded] + [
-        delivery_view(d, name) | {"outcome": "unchanged"} for d in result.unchanged
-    ]
-    views.sort(key=lambda v: v["billing_period_start"])
+    views = []
+    with rt.sessions() as session:
+        for outcome in ("loaded", "unchanged"):
+            for delivery_id in run.deliveries.get(outcome, []):
+                d = session.get(Delivery, delivery_id)
+                if d is not None:
+                    views.append(delivery_view(d, name) | {"outcome": outcome})
+    views.sort(key=lambda v: v["billing_period_start"] or "")
     if output == "json":
         print(json.dumps(views, indent=2))
         return
@@ -291,6 +299,103 @@ def sources_remove(
         fail("not removed", 1)
     deleted = sources_mod.remove(rt, name)
     out.print(f"removed source {name} and {deleted} cost rows")
+
+
+@sources_app.command("test")
+def sources_test(
+    name: str = typer.Argument(..., help="Source to try."),
+    output: str = typer.Option("table", "--output", help="table or json."),
+) -> None:
+    """Run the source's discovery only and report what an ingest would load (nothing is loaded), or the error
+    (exit 1): a wrong location, missing bucket or container, missing credentials or access."""
+    from app import sources as sources_mod
+    from app.retry import classify
+
+    rt = runtime()
+    if sources_mod.get(rt, name) is None:
+        fail(f"no source named {name!r}", 1)
+    try:
+        report = sources_mod.test(rt, name)
+    except Exception as exc:  # noqa: BLE001 - any discovery failure is the answer to "does it work?"
+        kind = classify(exc)
+        fail(f"source {name}: {exc}" + (" (transient: retry later)" if kind == "transient" else ""))
+    if output == "json":
+        print(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"{name}: {report['provider']}/{report['format']} at {report['location']}")
+    for col in ("billing period", "files", "bytes", "would", "delivery"):
+        table.add_column(col)
+    for d in report["deliveries"]:
+        table.add_row(d["billing_period"] or "-", str(d["files"]), str(d["bytes"] or ""), d["would"],
+                      d["label"])
+    out.print(table)
+    if not report["deliveries"]:
+        out.print("no deliveries found: an ingest would fail with 'no data files found'")
+
+
+@app.command()
+def runs(
+    source: Optional[str] = typer.Option(None, "--source", "-s", help="Only this source."),
+    status: Optional[str] = typer.Option(None, "--status", help="running, succeeded, nothing_new, failed or "
+                                         "skipped."),
+    limit: int = typer.Option(20, "--limit", help="Newest first, at most this many."),
+    output: str = typer.Option("table", "--output", help="table or json (the same as GET /v1/ingest-runs)."),
+) -> None:
+    """Ingest run history: scheduled, CLI and API runs, with outcome, deliveries, sums, duration and error."""
+    from app.runs import STATUSES, list_runs
+
+    if status is not None and status not in STATUSES:
+        fail(f"--status must be one of {', '.join(STATUSES)}", 2)
+    rt = runtime()
+    with rt.sessions() as session:
+        rows = list_runs(session, source, status, limit)
+    if output == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Ingest runs (newest first)")
+    for col in ("started", "source", "trigger", "status", "tries", "loaded", "BilledCost", "took", "message"):
+        table.add_column(col, justify="right" if col in ("tries", "loaded", "BilledCost", "took") else "left")
+    for r in rows:
+        took = f"{r['duration_ms'] / 1000:.1f}s" if r["duration_ms"] is not None else ""
+        table.add_row(r["started_at"][:19], r["source"], r["trigger"], r["status"], str(r["attempts"]),
+                      str(len(r["deliveries"]["loaded"])), cents_or_blank(r["landed"]["billed_cost"]), took,
+                      r["error"] or r["message"] or "")
+    out.print(table)
+
+
+@app.command()
+def quality(
+    source: str = typer.Argument(..., help="Source to check."),
+    period: Optional[str] = typer.Option(None, "--period", help="Only this billing period (YYYY-MM)."),
+    output: str = typer.Option("table", "--output", help="table or json (the shape of GET /v1/data-quality)."),
+) -> None:
+    """Run the data-quality checks of a source now (freshness, completeness, duplicates, schema drift,
+    restatements), store them and raise alert events for new failures. Exit 1 when a check failed."""
+    from app import quality as quality_mod
+    from app.costs import QueryError, parse_date
+
+    try:
+        month = parse_date("period", period)
+    except QueryError as exc:
+        fail(f"--period: {exc.message}", 2)
+    rt = runtime()
+    periods = [datetime(month.year, month.month, 1, tzinfo=timezone.utc)] if month else None
+    try:
+        checks = quality_mod.run_checks(rt, source, periods)
+    except LookupError as exc:
+        fail(str(exc))
+    if output == "json":
+        print(json.dumps(checks, indent=2))
+    else:
+        table = Table(title=f"Data quality: {source}")
+        for col in ("period", "check", "status", "message"):
+            table.add_column(col)
+        for c in checks:
+            colour = {"failed": "red", "passed": "green"}.get(c["status"], "yellow")
+            table.add_row(c["billing_period"] or "-", c["check"], f"[{colour}]{c['status']}[/]", c["message"])
+        out.print(table)
+    if any(c["status"] == "failed" for c in checks):
+        raise typer.Exit(1)
 
 
 def _progress() -> Progress:
@@ -612,15 +717,23 @@ def export_focus(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 in a container)."),
     port: int = typer.Option(8000, help="TCP port."),
+    scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Also run the ingest scheduler: each "
+                                   "source with a --schedule is ingested on its cron (UTC), its jobs kept in the "
+                                   "control database."),
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs)."""
+    """Run the HTTP API (OpenAPI docs at /docs) and, unless --no-scheduler, the ingest scheduler in the same
+    process. Several `serve` processes may share one control database: each scheduled run happens once."""
+    import logging
+
     import uvicorn
 
     from app.api import create_app
 
     rt = runtime()
-    out.print(f"CloudTally API on http://{host}:{port} (docs: /docs)")
-    uvicorn.run(create_app(rt), host=host, port=port, log_level=rt.settings.log_level.lower())
+    logging.basicConfig(level=rt.settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out.print(f"CloudTally API on http://{host}:{port} (docs: /docs)"
+              + ("; scheduler on" if scheduler else "; scheduler off"))
+    uvicorn.run(create_app(rt, scheduler=scheduler), host=host, port=port, log_level=rt.settings.log_level.lower())
 
 
 @app.command()

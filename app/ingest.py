@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.allocation.engine import after_ingest
 from app.control import Delivery, Source, utcnow
+from app.quality import file_columns
 from app.runtime import Runtime
 from app.warehouse import COST_TABLE, FileLoadError, PeriodLoad, ReconciliationError, Totals
 from connectors import get_connector
@@ -45,6 +46,7 @@ class IngestResult:
     unchanged: list[Delivery] = field(default_factory=list)
     failed: list[IngestError] = field(default_factory=list)
     allocation_errors: list[str] = field(default_factory=list)
+    allocation_ms: int = 0  # time spent allocating the loaded periods (the first after-ingest step)
 
     @property
     def deliveries(self) -> list[Delivery]:
@@ -76,11 +78,13 @@ def ingest(
     options: Mapping[str, str] | None = None,
     period: datetime | None = None,
     progress: Progress | None = None,
+    into: IngestResult | None = None,
 ) -> IngestResult:
     """Load what the source's location holds (or `location`, for the quick path), optionally one billing period.
 
     Raises the IngestError of a failed candidate after every candidate was tried (each failure is in the ledger);
-    with several failures, the message lists them all."""
+    with several failures, the message lists them all. `into`, when given, is filled as the ingest goes, so the
+    caller (app.runs) still sees what loaded or was unchanged when the call raises."""
     report = progress or (lambda _msg, _frac: None)
     with rt.sessions() as session:
         source = session.scalar(select(Source).where(Source.name == source_name))
@@ -89,7 +93,7 @@ def ingest(
         where = location or source.location
         opts = {**source.options, **dict(options or {})}
         connector = get_connector(source.provider)
-        result = IngestResult(source.name)
+        result = into if into is not None else IngestResult(source.name)
         started = utcnow()
         report("finding files", 0.0)
         try:
@@ -216,6 +220,7 @@ def _load(rt, session, con, source, cand: Candidate, inspection: Inspection, per
     present = {d for (d,) in con.execute(
         f"SELECT DISTINCT x_DeliveryId FROM {COST_TABLE} WHERE x_SourceId = ?", [source.name]
     ).fetchall()}
+    columns = {f.file.uri: file_columns(con, f.file.path) for f in inspection.files}  # for the schema-drift check
     pending: list[Delivery] = []
     for p in periods:
         identity = cand.identity or _identity(source, p.start, p.files)
@@ -224,6 +229,7 @@ def _load(rt, session, con, source, cand: Candidate, inspection: Inspection, per
             result.unchanged.append(current)
             continue
         pending.append(Delivery(
+            columns=_columns_of(columns, p.files),
             source_id=source.id, billing_period_start=p.start, billing_period_end=p.end, status="running",
             identity=identity, files=p.files, raw_rows=p.raw.rows, raw_billed_cost=p.raw.billed_cost,
             raw_effective_cost=p.raw.effective_cost, tolerated=sorted(p.tolerated), started_at=utcnow(),
@@ -260,8 +266,21 @@ def _load(rt, session, con, source, cand: Candidate, inspection: Inspection, per
     # The loaded periods' lines are new (new x_LineId): allocate them under the active rule version. A failure
     # there does not undo the delivery; it is logged and the next `rules apply` redoes those periods.
     step("allocating", 0.95)
+    t_alloc = time.monotonic()
     result.allocation_errors += filter(None, [after_ingest(rt, con, [d.billing_period_start for d in pending])])
+    result.allocation_ms += int((time.monotonic() - t_alloc) * 1000)
     step("done", 1.0)
+
+
+def _columns_of(columns: dict[str, list[str] | None], files: list[dict]) -> list[str] | None:
+    """The sorted union of the raw column names of a delivery's files (None if a file's could not be read)."""
+    names: set[str] = set()
+    for f in files:
+        cols = columns.get(f["uri"])
+        if cols is None:
+            return None
+        names.update(cols)
+    return sorted(names)
 
 
 def _present(con: duckdb.DuckDBPyConnection, delivery_id: str) -> bool:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import problems
-from app.api.routers import allocation, costs, deliveries, health
+from app.api.routers import allocation, costs, deliveries, health, quality, runs, sources
 from app.runtime import Runtime
 
 DESCRIPTION = """
@@ -20,20 +20,34 @@ CloudTally serves cloud costs normalized to [FOCUS](https://focus.finops.org) 1.
 """
 
 
-def create_app(runtime: Runtime | None = None) -> FastAPI:
+def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastAPI:
+    """The API; with `scheduler`, the app also runs the ingest scheduler (app.scheduler) for its lifetime."""
     rt = runtime or Runtime.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         rt.init()
-        yield
-        rt.close()
+        if scheduler:
+            from app.scheduler import IngestScheduler
+
+            app.state.scheduler = IngestScheduler(rt)
+            app.state.scheduler.start()
+        try:
+            yield
+        finally:
+            if app.state.scheduler is not None:
+                app.state.scheduler.shutdown()
+            rt.close()
 
     app = FastAPI(title="CloudTally", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = rt
+    app.state.scheduler = None
     problems.install(app)
     app.include_router(health.router)
     app.include_router(costs.router, prefix="/v1")
     app.include_router(deliveries.router, prefix="/v1")
     app.include_router(allocation.router, prefix="/v1")
+    app.include_router(sources.router, prefix="/v1")
+    app.include_router(runs.router, prefix="/v1")
+    app.include_router(quality.router, prefix="/v1")
     return app
