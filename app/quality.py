@@ -226,7 +226,9 @@ def run_checks(rt, source_name: str, periods: list[datetime] | None = None, now:
         current = list(session.scalars(stmt.order_by(Delivery.billing_period_start)))
         results.append(check_freshness(session, source, now))
         if current:
-            with rt.warehouse.connect(read_only=True) as con:
+            # Read-write like the ingests of other sources this process may be running (DuckDB refuses a read-only
+            # connection beside a read-write one in one process); the checks only read.
+            with rt.warehouse.connect() as con:
                 for d in current:
                     results.append(check_completeness(con, source, d, now))
                     results.append(check_duplicates(con, source, d))

@@ -7,7 +7,8 @@
   errors, azure-core's ServiceRequestError/ServiceResponseError, requests' and google-auth's transport errors);
 - throttling and server errors: HTTP 408, 429 and 5xx, or a throttling error code (S3 `SlowDown`,
   `ThrottlingException`, `RequestLimitExceeded`, ...) from boto3, azure-core or google-api-core;
-- another process holding the DuckDB file longer than the lock timeout (WarehouseBusy).
+- another process holding the DuckDB file longer than the lock timeout (WarehouseBusy), and DuckDB's write-write
+  conflict between two ingests in one process (both bump the warehouse's data version).
 
 Everything else is "permanent" and fails fast: bad input (an IngestError with no transient cause), access denied
 (403), a missing bucket, container or table (404), schema errors, and bugs.
@@ -49,10 +50,14 @@ def _status_kind(status) -> Kind | None:
 
 def _one(exc: BaseException) -> Kind | None:
     """The verdict on one exception of the chain, or None when it says nothing either way (look at its cause)."""
+    import duckdb
+
     from app.warehouse import WarehouseBusy
 
     if isinstance(exc, WarehouseBusy):
         return "transient"
+    if isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower():
+        return "transient"  # two writers in one process touched the same row (e.g. the data version): redo
     module = type(exc).__module__ or ""
     if module.startswith("botocore"):
         from botocore import exceptions as be

@@ -360,3 +360,29 @@ def test_sources_test_reports_what_would_load(tmp_path):
     failed = cli("sources", "test", "gone", env=env)
     assert failed.exit_code == 1 and "no such file or folder" in failed.stderr
     assert cli("sources", "test", "nope", env=env).exit_code == 1
+
+
+def test_duckdb_write_conflict_is_transient():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (v INT)")
+    con.execute("INSERT INTO t VALUES (1)")
+    a, b = con.cursor(), con.cursor()
+    a.begin()
+    b.begin()
+    a.execute("UPDATE t SET v = v + 1")
+    with pytest.raises(duckdb.TransactionException) as conflict:
+        b.execute("UPDATE t SET v = v + 1")
+    assert classify(_wrapped(conflict.value)) == "transient"
+
+
+def test_read_only_beside_read_write_in_one_process_waits_then_is_busy(rt):
+    from app.warehouse import WarehouseBusy
+
+    with rt.warehouse.connect():
+        with pytest.raises(WarehouseBusy):
+            with rt.warehouse.connect(read_only=True, timeout=0.3):
+                pass
+    with rt.warehouse.connect(read_only=True, timeout=0.3) as con:
+        assert con.execute("SELECT 1").fetchone() == (1,)

@@ -7,6 +7,7 @@ back, so the previous data for those periods stays.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -121,7 +122,8 @@ class Warehouse:
     @contextmanager
     def connect(self, read_only: bool = False, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A configured connection; waits (at most `timeout`, default the lock timeout) while another process
-        holds the file."""
+        holds the file, or while this process holds it with the other mode (DuckDB cannot open one file read-only
+        and read-write at once in one process: the scheduler's ingest and the API's reads in `cloudtally serve`)."""
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"no warehouse at {self.path}; run `cloudtally init` or ingest data first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,9 +133,10 @@ class Warehouse:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                    if "lock" in str(exc).lower():
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                busy = "lock" in str(exc).lower() or "different configuration" in str(exc).lower()
+                if not busy or time.monotonic() >= deadline:
+                    if busy:
                         raise WarehouseBusy(f"warehouse {self.path} is in use by another process: {exc}") from exc
                     raise
                 time.sleep(delay)
@@ -237,6 +240,7 @@ class Warehouse:
                     problems.append(f"billing period {p.billing_period_start:%Y-%m-%d}: " + "; ".join(diff))
             if problems:
                 raise ReconciliationError("landed rows do not reconcile with the raw files: " + " | ".join(problems))
+            _test_pause_in_load()
             con.execute("UPDATE warehouse_state SET data_version = data_version + 1")
             con.commit()
         except BaseException:
@@ -245,6 +249,18 @@ class Warehouse:
         finally:
             con.execute("RESET preserve_insertion_order")
         return {p.delivery_id: landed.get(p.delivery_id, Totals()) for p in loads}
+
+
+def _test_pause_in_load() -> None:
+    """Test hook for the crash test (tests/test_reliability.py); a no-op unless CLOUDTALLY_TEST_PAUSE_IN_LOAD is set.
+
+    When it names a file, the load creates that file once its rows are written but not committed, then sleeps
+    CLOUDTALLY_TEST_PAUSE_SECONDS (default 60), so a test can SIGKILL the process inside the load transaction."""
+    marker = os.environ.get("CLOUDTALLY_TEST_PAUSE_IN_LOAD")
+    if not marker:
+        return
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(float(os.environ.get("CLOUDTALLY_TEST_PAUSE_SECONDS", "60")))
 
 
 def _execute_with_progress(con, sql, params, report: Callable[[float], None]) -> None:
