@@ -161,7 +161,9 @@ def sources_add(
                                      "scope, storage_account_id, export_format, focus_version, management_url. "
                                      "GCP: billing_project, lookback_days, list_prices=catalog (docs/gcp.md). "
                                      "Never secrets."),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="Cron expression for scheduled ingests."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Cron expression (UTC) for scheduled ingests "
+                                           "by `cloudtally serve`: minute hour day month day-of-week (0/7 = Sunday), "
+                                           "or 6 fields with leading seconds."),
     manage_export: bool = typer.Option(False, "--manage-export", help="Azure: create the Cost Management export "
                                        "that writes to --location (or update it to CloudTally's settings: daily, "
                                        "month to date, partitioned); needs Cost Management Contributor."),
@@ -175,7 +177,7 @@ def sources_add(
     options = _parse_options(option)
     rt = runtime()
     try:
-        sources_mod.validate(name, provider, fmt, location, options)
+        sources_mod.validate(name, provider, fmt, location, options, schedule)
         if sources_mod.get(rt, name) is not None:
             raise sources_mod.SourceError(f"a source named {name!r} exists already")
     except sources_mod.SourceError as exc:

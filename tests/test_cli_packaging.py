@@ -18,7 +18,8 @@ from tests.conftest import REPO
 from tests.helpers import cli, cli_json, read_rows, sums
 
 COMMANDS = [["init"], ["ingest"], ["deliveries"], ["costs"], ["export", "focus"], ["serve"], ["demo"],
-            ["sources", "add"], ["sources", "list"], ["sources", "remove"], ["sources", "exports"]]
+            ["sources", "add"], ["sources", "list"], ["sources", "remove"], ["sources", "exports"],
+            ["sources", "test"], ["runs"], ["quality"]]
 
 
 def _readme_commands() -> list[str]:

@@ -117,3 +117,15 @@ def test_scheduler_persists_syncs_and_runs_jobs(rt_any, samples):
         assert again.jobs() == []
     finally:
         again.shutdown()
+
+
+def test_sources_add_refuses_a_bad_schedule(tmp_path):
+    from tests.helpers import cli
+
+    env = {"CLOUDTALLY_DATA_DIR": str(tmp_path / "d")}
+    bad = cli("sources", "add", "x", "--provider", "focus", "--format", "focus", "--location", str(tmp_path),
+              "--schedule", "0 6 * * 9", env=env)
+    assert bad.exit_code == 2 and "day of week" in bad.stderr
+    good = cli("sources", "add", "x", "--provider", "focus", "--format", "focus", "--location", str(tmp_path),
+               "--schedule", "0 6 * * 1-5", env=env)
+    assert good.exit_code == 0
