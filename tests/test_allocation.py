@@ -126,9 +126,11 @@ def test_a_failing_allocation_keeps_the_previous_version(rt_any, samples, monkey
     from app.allocation import compile as comp
 
     real = comp.compile_allocation
-    monkeypatch.setattr(engine, "compile_allocation",
-                        lambda *a: comp.Compiled(real(*a).sql.replace("FROM parts0 WHERE kind = 'set'",
-                                                                       "FROM parts0 WHERE no_such_column"), [*a[2]]))
+    def broken(*a):  # the compiled INSERT fails after the DELETE ran, inside the transaction
+        c = real(*a)
+        return comp.Compiled(c.sql + " WHERE no_such_column", c.params)
+
+    monkeypatch.setattr(engine, "compile_allocation", broken)
     with pytest.raises(Exception, match="no_such_column"):
         engine.apply(rt_any, RULES.replace("team-data}, {team: team-payments", "team-data}, {team: team-x"))
     assert [(v["version"], v["active"]) for v in engine.list_versions(rt_any)] == [(good.version, True)]

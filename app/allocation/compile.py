@@ -73,9 +73,12 @@ class Tags:
         return self.columns[keys]
 
     def select_list(self) -> str:
+        """The tag columns, read from `__k` (the line's tag keys, lower-cased once per line) and `__v` (its values):
+        the first key of the alias group, in group order, that the line has; for each key the first entry in the
+        map's order."""
         out = []
         for keys, col in self.columns.items():
-            picks = [f"list_filter(map_entries(Tags), lambda e: lower(e.key) = {lit(k)})[1].value" for k in keys]
+            picks = [f"__v[list_position(__k, {lit(k)})]" for k in keys]
             expr = picks[0] if len(picks) == 1 else f"coalesce({', '.join(picks)})"
             out.append(f"{expr} AS {col}")
         return "".join(", " + e for e in out)
@@ -137,12 +140,19 @@ def tag_value_sql(value: TagValue, tags: Tags) -> str:
 
 
 def line_relation(doc: RuleDocument, tags: Tags, where: str) -> str:
-    """SELECT of the warehouse lines in `where` with the tag columns the compiled conditions use. Call after every
-    condition was compiled (compiling registers the tags)."""
-    return f"SELECT c.*{tags.select_list()} FROM {COST_TABLE} c WHERE {where}"
+    """SELECT of the warehouse lines in `where` (table alias `c`) with the tag columns the compiled conditions use.
+    Call after every condition was compiled (compiling registers the tags). The tag keys are lower-cased once per
+    line, not once per rule or key."""
+    if not tags.columns:
+        return f"SELECT c.* FROM {COST_TABLE} c WHERE {where}"
+    return (f"SELECT c.*{tags.select_list()} FROM (SELECT c.*, list_transform(map_keys(c.Tags), lambda k: lower(k)) "
+            f"AS __k, map_values(c.Tags) AS __v FROM {COST_TABLE} c WHERE {where}) c")
 
 
 # -- exact arithmetic in SQL ----------------------------------------------------------------------------------------
+GIGA = 10 ** 9
+
+
 def to_units(x: str) -> str:
     """A non-negative DECIMAL(38,18) as a HUGEINT count of 1e-18 units (exact for values below 1.7e20)."""
     return (f"(CAST(trunc({x}) AS HUGEINT) * {UNITS} + "
@@ -151,19 +161,30 @@ def to_units(x: str) -> str:
 
 def from_units(u: str) -> str:
     """A non-negative HUGEINT count of 1e-18 units back to DECIMAL(38,18), exactly."""
-    return (f"(CAST(({u}) // {UNITS} AS DECIMAL(38,18)) + "
-            f"CAST(({u}) % {UNITS} AS DECIMAL(38,0)) * 0.000000000000000001)")
+    return f"(CAST({u} AS DECIMAL(38,0)) * CAST('1e-18' AS DECIMAL(19,18)))"
 
 
-def times_share(amount: str, share: str) -> str:
-    """amount x share (0 <= share <= 1) rounded half away from zero to 18 places: with |amount| = q + r/1e18 and
-    share = s/1e18, the exact product is q*s + r*s/1e18 units; only the second term needs rounding."""
+def line_pieces(amount: str, prefix: str) -> list[tuple[str, str]]:
+    """Per line, once: |amount| = int + (a1 * 1e9 + a0) / 1e18 with int a DECIMAL(20,0) (any DECIMAL(38,18) fits)
+    and a1, a0 < 1e9 as BIGINTs; `times_share` multiplies these by a share with 64-bit integer operations."""
     a = f"abs({amount})"
-    q = f"CAST(trunc({a}) AS HUGEINT)"
-    r = f"CAST(({a} - trunc({a})) * {UNITS} AS HUGEINT)"
-    s = f"CAST({share} * {UNITS} AS HUGEINT)"
-    units = f"({q} * {s} + ({r} * {s} + {UNITS // 2}) // {UNITS})"
-    value = from_units(units)
+    frac = f"CAST(({a} - trunc({a})) * {UNITS} AS BIGINT)"
+    return [(f"CAST(trunc({a}) AS DECIMAL(20,0))", f"{prefix}_i"), (f"{frac} // {GIGA}", f"{prefix}_a1"),
+            (f"{frac} % {GIGA}", f"{prefix}_a0")]
+
+
+def times_share(amount: str, prefix: str, p: str) -> str:
+    """amount x share (0 <= share <= 1) rounded half away from zero to 18 places, exactly, from the line's pieces
+    (`line_pieces(amount, prefix)`) and the share's: `{p}.sd` (the share as DECIMAL(19,18)) and `{p}.s1`, `{p}.s0`
+    (its 1e-18 units = s1 * 1e9 + s0, both < 1e9, BIGINT). With f = a1 * 1e9 + a0 the fraction's units:
+    int x share is an exact DECIMAL product, and f x s / 1e18 = a1*s1 + m / 1e9 + a0*s0 / 1e18 with
+    m = a1*s0 + a0*s1 < 2e18, so round(f x s / 1e18) = a1*s1 + m // 1e9 + ((m % 1e9) * 1e9 + a0*s0 + 5e17) // 1e18;
+    every intermediate stays below 2.6e18 (no 128-bit division anywhere)."""
+    i, a1, a0 = f"{prefix}_i", f"{prefix}_a1", f"{prefix}_a0"
+    m = f"({a1} * {p}.s0 + {a0} * {p}.s1)"
+    frac_units = (f"{a1} * {p}.s1 + {m} // {GIGA} + (({m} % {GIGA}) * {GIGA} + {a0} * {p}.s0 + {UNITS // 2}) "
+                  f"// {UNITS}")
+    value = f"({i} * {p}.sd + CAST({frac_units} AS DECIMAL(19,0)) * CAST('1e-18' AS DECIMAL(19,18)))"
     return f"(CASE WHEN {amount} < 0 THEN -{value} ELSE {value} END)"
 
 
@@ -205,15 +226,31 @@ def _targets(doc: RuleDocument) -> list[tuple]:
     return rows
 
 
+def _share_units(share: Decimal) -> tuple[int, int]:
+    units = int(share.scaleb(18))
+    return divmod(units, GIGA)
+
+
 def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compiled:
-    """The INSERT that writes the allocation of every line of `periods` (BillingPeriodStart values) under `doc`."""
+    """The INSERT that writes the allocation of every line of `periods` (BillingPeriodStart values) under `doc`.
+
+    Shape (one statement, one pass over the lines to allocate, plus a pass over the lines a proportional `where`
+    selects when there are proportional rules):
+    - `lines`: per line the first matching rule (the CASE) and the tag-valued outcomes;
+    - `plan`: per rule its name, kind and its parts as a list of structs (share, share units, fixed dimensions);
+      for proportional rules `shares` holds the parts per billing period and currency (from the drivers);
+    - per line one list of parts: a plain rule's or an unclaimed line's single part holds the line itself (no
+      arithmetic); a split line's parts are line x share (`times_share`), and the largest part (`big`) is the line
+      minus the others, all within the line's row (no window); then the list is unnested into rows."""
     tags = Tags(doc)
     dims = doc.dimensions
     dim_cols = {d: ident(f"d_{d}") for d in dims}
     rules = list(doc.rules)
     props = [(i, r) for i, r in enumerate(rules, start=1) if isinstance(r.split, Proportional)]
+    placeholders = ", ".join("?" for _ in periods)
+    in_periods = f"c.BillingPeriodStart IN ({placeholders})"
 
-    # 1. rule index per line (first match), the tag-valued outcomes, and each proportional rule's `where`.
+    # 1. rule index per line (first match) and the tag-valued outcomes.
     branches = " ".join(f"WHEN {match_sql(r, tags)} THEN {i}" for i, r in enumerate(rules, start=1))
     rule_idx = f"CASE {branches} END" if rules else "CAST(NULL AS INTEGER)"
     tag_outcomes = {}
@@ -223,16 +260,31 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
         if whens:
             tag_outcomes[d] = "CASE rule_idx " + " ".join(f"WHEN {i} THEN {e}" for i, e in whens) + " END"
     wheres = {i: condition_sql(r.split.where, tags) for i, r in props}
-    placeholders = ", ".join("?" for _ in periods)
-    relation = line_relation(doc, tags, f"c.BillingPeriodStart IN ({placeholders})")
-    where_cols = "".join(f", {w} AS __w{i}" for i, w in wheres.items())
-    lines = (f"SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, ProviderName, "
-             f"BilledCost, EffectiveCost, ListCost, ContractedCost{where_cols}, {rule_idx} AS rule_idx"
-             f"{''.join(', ' + c for c in tags.columns.values()) if tag_outcomes else ''} FROM ({relation}) c")
+    tag_cols = "".join(", " + c for c in tags.columns.values()) if tag_outcomes else ""
     tv_cols = "".join(f", {e} AS {ident('__tv_' + d)}" for d, e in tag_outcomes.items())
-    matched = f"SELECT *{tv_cols} FROM ({lines}) l"
+    base = ("x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, ProviderName, "
+            "BilledCost, EffectiveCost, ListCost, ContractedCost")
 
-    # 2. VALUES: rule names and kinds, and every part's share and fixed dimension values.
+    def matched(where: str, extra: str = "") -> str:
+        relation = line_relation(doc, tags, where)
+        inner = f"SELECT {base}{extra}, {rule_idx} AS rule_idx{tag_cols} FROM ({relation}) c"
+        return f"SELECT *{tv_cols} FROM ({inner}) l"
+
+    # 2. the parts of every rule: VALUES of (rule, kind, part, share, share units, is_largest, fixed dimensions).
+    targets = _targets(doc)
+    target_rows = []
+    for i, kind, part, share, big, fixed in targets:
+        s1, s0 = _share_units(share)
+        target_rows.append(
+            f"({i}, {lit(kind)}, {part}, CAST({lit(str(share))} AS {SHARE_SQL}), {s1}, {s0}, {str(big).lower()}, "
+            + ", ".join(lit(fixed.get(d)) for d in dims) + ")")
+    target_names = "rule_idx, kind, part, share, s1, s0, is_largest, " + ", ".join(dim_cols[d] for d in dims)
+    if target_rows:
+        targets_sql = f"SELECT * FROM (VALUES {', '.join(target_rows)}) v({target_names})"
+    else:
+        targets_sql = ("SELECT CAST(NULL AS INTEGER) rule_idx, CAST(NULL AS VARCHAR) kind, 0 part, "
+                       f"CAST(0 AS {SHARE_SQL}) share, CAST(0 AS BIGINT) s1, CAST(0 AS BIGINT) s0, false is_largest, "
+                       + ", ".join(f"CAST(NULL AS VARCHAR) {dim_cols[d]}" for d in dims) + " WHERE false")
     info_rows = []
     for i, r in enumerate(rules, start=1):
         reason = None
@@ -243,40 +295,34 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
     info = ("SELECT * FROM (VALUES " + ", ".join(info_rows) + ") v(rule_idx, rule_name, no_driver)") if rules else (
         "SELECT CAST(NULL AS INTEGER) AS rule_idx, CAST(NULL AS VARCHAR) AS rule_name, "
         "CAST(NULL AS VARCHAR) AS no_driver WHERE false")
-    target_rows = [
-        f"({i}, {lit(kind)}, {part}, CAST({lit(str(share))} AS {SHARE_SQL}), {str(big).lower()}, "
-        + ", ".join(lit(fixed.get(d)) for d in dims) + ")"
-        for i, kind, part, share, big, fixed in _targets(doc)
-    ]
-    target_names = "rule_idx, kind, part, share, is_largest, " + ", ".join(dim_cols[d] for d in dims)
-    if target_rows:
-        targets = f"SELECT * FROM (VALUES {', '.join(target_rows)}) v({target_names})"
-    else:
-        targets = ("SELECT CAST(NULL AS INTEGER) rule_idx, CAST(NULL AS VARCHAR) kind, 0 part, "
-                   f"CAST(0 AS {SHARE_SQL}) share, false is_largest, "
-                   + ", ".join(f"CAST(NULL AS VARCHAR) {dim_cols[d]}" for d in dims) + " WHERE false")
 
-    def dim_expr(d: str, fixed: str = "t") -> str:
-        parts = [f"{fixed}.{dim_cols[d]}"]
-        if d in tag_outcomes:
-            parts.append(f"m.{ident('__tv_' + d)}")
-        return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+    def part_struct(part: str, share: str, s1: str, s0: str, dim_values: dict[str, str]) -> str:
+        fields = [f"'part': CAST({part} AS INTEGER)", f"'share': CAST({share} AS {SHARE_SQL})",
+                  f"'sd': CAST({share} AS DECIMAL(19,18))", f"'s1': CAST({s1} AS BIGINT)",
+                  f"'s0': CAST({s0} AS BIGINT)"]
+        fields += [f"{lit('d_' + d)}: CAST({dim_values.get(d, 'NULL')} AS VARCHAR)" for d in dims]
+        return "{" + ", ".join(fields) + "}"
 
-    common = ("m.x_LineId, m.x_SourceId, m.BillingPeriodStart, m.ChargePeriodStart, m.BillingCurrency, "
-              "m.ProviderName, m.BilledCost, m.EffectiveCost, m.ListCost, m.ContractedCost")
-    parts0 = (f"SELECT {common}, m.rule_idx, i.rule_name, i.no_driver, t.kind, t.part, t.share, t.is_largest"
-              + "".join(f", {w}" for w in (f'm.__w{i}' for i, _ in props))
-              + "".join(f", {dim_expr(d)} AS {dim_cols[d]}" for d in dims)
-              + " FROM matched m LEFT JOIN info i ON i.rule_idx = m.rule_idx"
-              " LEFT JOIN targets t ON t.rule_idx = m.rule_idx")
+    plan = ("SELECT t.rule_idx, any_value(i.rule_name) AS rule_name, any_value(i.no_driver) AS no_driver, "
+            "any_value(t.kind) AS kind, CAST(max(CASE WHEN t.is_largest THEN t.part END) AS INTEGER) AS big, "
+            "list(" + part_struct("t.part", "t.share", "t.s1", "t.s0", {d: f"t.{dim_cols[d]}" for d in dims})
+            + " ORDER BY t.part) FILTER (WHERE t.kind <> 'proportional') AS parts "
+            "FROM targets t JOIN info i ON i.rule_idx = t.rule_idx GROUP BY t.rule_idx")
+    ctes = [f"info AS ({info})", f"targets AS ({targets_sql})", f"plan AS ({plan})"]
 
-    # 3. proportional drivers and exact shares (small tables: one row per rule, period, currency and value).
-    ctes = [f"matched AS ({matched})", f"info AS ({info})", f"targets AS ({targets})",
-            f"parts0 AS {'MATERIALIZED ' if props else ''}({parts0})"]
+    # 3. proportional drivers and exact shares (small tables: one row per rule, period, currency and value), from
+    # the plain-rule lines that some proportional `where` selects.
     if props:
+        any_where = " OR ".join(f"({w})" for w in wheres.values())
+        w_cols = "".join(f", {w} AS __w{i}" for i, w in wheres.items())
+        plain_dim = {d: (f"coalesce(t.{dim_cols[d]}, m.{ident('__tv_' + d)})" if d in tag_outcomes
+                         else f"t.{dim_cols[d]}") for d in dims}
+        ctes.append(f"driver_lines AS (SELECT m.*, " + ", ".join(f"{plain_dim[d]} AS {dim_cols[d]}" for d in dims)
+                    + f" FROM ({matched(f'{in_periods} AND ({any_where})', w_cols)}) m "
+                    "JOIN targets t ON t.rule_idx = m.rule_idx AND t.kind = 'set')")
         drivers = " UNION ALL ".join(
             f"SELECT {i} AS rule_idx, BillingPeriodStart, BillingCurrency, {dim_cols[r.split.dimension]} AS value, "
-            f"sum({ident(r.split.metric)}) AS amount FROM parts0 WHERE kind = 'set' AND __w{i} "
+            f"sum({ident(r.split.metric)}) AS amount FROM driver_lines WHERE __w{i} "
             f"AND {dim_cols[r.split.dimension]} IS NOT NULL GROUP BY ALL HAVING sum({ident(r.split.metric)}) > 0"
             for i, r in props)
         ctes.append(f"drivers AS ({drivers})")
@@ -291,53 +337,63 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
         for k in range(1, 7):
             ctes.append(f"s{k} AS (SELECT * EXCLUDE (__r, __q), (__r * 1000) % __t AS __r, "
                         f"__q * 1000 + (__r * 1000) // __t AS __q FROM s{k - 1})")
-        ctes.append("shares AS (SELECT rule_idx, BillingPeriodStart, BillingCurrency, value, amount AS driver, "
-                    f"total AS driver_total, rnk, rnk = 1 AS is_largest, "
-                    f"{from_units('__q + CASE WHEN (__r * 10) // __t >= 5 THEN 1 ELSE 0 END')} AS share FROM s6)")
-
-    # 4. the parts: whole lines, unallocated lines, split parts (with the remainder to the largest part).
-    dim_list = ", ".join(dim_cols[d] for d in dims)
-    whole = (f"SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, ProviderName, "
-             f"rule_name, 1 AS part, CAST(1 AS {SHARE_SQL}) AS share, {dim_list}, BilledCost, EffectiveCost, "
-             f"ListCost, ContractedCost, CAST(NULL AS VARCHAR) AS reason FROM parts0 WHERE kind = 'set'")
-    unclaimed = (f"SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, ProviderName, "
-                 f"CAST(NULL AS VARCHAR) AS rule_name, 1 AS part, CAST(1 AS {SHARE_SQL}) AS share, "
-                 + ", ".join(f"{lit(UNALLOCATED) if d == 'team' else 'CAST(NULL AS VARCHAR)'} AS {dim_cols[d]}"
-                             for d in dims)
-                 + ", BilledCost, EffectiveCost, ListCost, ContractedCost, ")
-    selects = [whole, unclaimed + f"{lit(NO_RULE)} AS reason FROM parts0 WHERE rule_idx IS NULL"]
-    split_sources = [f"SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, "
-                     f"ProviderName, rule_name, part, share, is_largest, {dim_list}, BilledCost, EffectiveCost, "
-                     f"ListCost, ContractedCost FROM parts0 WHERE kind IN ('even', 'percent')"]
-    if props:
-        selects.append(unclaimed + "p.no_driver AS reason FROM parts0 p WHERE kind = 'proportional' AND NOT EXISTS "
-                       "(SELECT 1 FROM shares s WHERE s.rule_idx = p.rule_idx AND s.BillingPeriodStart = "
-                       "p.BillingPeriodStart AND s.BillingCurrency = p.BillingCurrency)")
-        prop_dims = []
+        ctes.append("s7 AS (SELECT *, __q + CASE WHEN (__r * 10) // __t >= 5 THEN 1 ELSE 0 END AS __u FROM s6)")
+        # each share's dimensions: the split dimension's value, the rule's fixed values for the others
+        share_dims = {}
         for d in dims:
-            choices = " ".join(f"WHEN {i} THEN s.value" for i, r in props if r.split.dimension == d)
-            prop_dims.append(f"CASE p.rule_idx {choices} ELSE p.{dim_cols[d]} END AS {dim_cols[d]}" if choices
-                             else f"p.{dim_cols[d]}")
-        split_sources.append(
-            "SELECT p.x_LineId, p.x_SourceId, p.BillingPeriodStart, p.ChargePeriodStart, p.BillingCurrency, "
-            "p.ProviderName, p.rule_name, CAST(row_number() OVER (PARTITION BY p.x_LineId ORDER BY s.rnk) AS INTEGER) "
-            "AS part, s.share, s.is_largest, " + ", ".join(prop_dims)
-            + ", p.BilledCost, p.EffectiveCost, p.ListCost, p.ContractedCost FROM parts0 p JOIN shares s ON "
-            "s.rule_idx = p.rule_idx AND s.BillingPeriodStart = p.BillingPeriodStart AND "
-            "s.BillingCurrency = p.BillingCurrency WHERE p.kind = 'proportional'")
-    ctes.append("splits AS (" + " UNION ALL ".join(split_sources) + ")")
-    ctes.append("split_parts AS (SELECT *, " + ", ".join(
-        f"{times_share(m, 'share')} AS __p_{m}" for m in METRICS) + " FROM splits)")
-    selects.append(
-        "SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, ProviderName, "
-        f"rule_name, part, share, {dim_list}, "
-        + ", ".join(f"CASE WHEN is_largest THEN __p_{m} + ({m} - sum(__p_{m}) OVER (PARTITION BY x_LineId)) "
-                    f"ELSE __p_{m} END AS {m}" for m in METRICS)
-        + ", CAST(NULL AS VARCHAR) AS reason FROM split_parts")
+            whens = []
+            for i, r in props:
+                if r.split.dimension == d:
+                    whens.append(f"WHEN {i} THEN value")
+                elif isinstance(r.set.get(d), str):
+                    whens.append(f"WHEN {i} THEN {lit(r.set[d])}")
+            share_dims[d] = f"CASE rule_idx {' '.join(whens)} END" if whens else "NULL"
+        ctes.append(
+            "shares AS (SELECT rule_idx, BillingPeriodStart, BillingCurrency, list("
+            + part_struct("rnk", from_units("__u"), f"__u // {GIGA}", f"__u % {GIGA}", share_dims)
+            + " ORDER BY rnk) AS parts FROM s7 GROUP BY ALL)")
+
+    # 4. per line its parts: a list of structs (one for whole and unclaimed lines), amounts exact, then unnested.
+    unclaimed_struct = part_struct("1", "1", "0", "0", {"team": lit(UNALLOCATED)} if "team" in dims else {})
+    whole = part_struct("1", "1", "0", "0", {})
+    if props:
+        pick = ("CASE WHEN p.kind = 'proportional' THEN s.parts ELSE p.parts END")
+        join_shares = (" LEFT JOIN shares s ON s.rule_idx = l.rule_idx AND s.BillingPeriodStart = l.BillingPeriodStart"
+                       " AND s.BillingCurrency = l.BillingCurrency")
+    else:
+        pick, join_shares = "p.parts", ""
+    ctes.append(f"lines AS ({matched(in_periods)})")
+    ctes.append(
+        f"j AS (SELECT l.*, p.rule_name, p.kind, coalesce(p.big, 1) AS big, {pick} AS __parts, "
+        f"CASE WHEN p.rule_idx IS NULL THEN {lit(NO_RULE)} ELSE p.no_driver END AS __no_reason "
+        f"FROM lines l LEFT JOIN plan p ON p.rule_idx = l.rule_idx{join_shares})")
+    ctes.append("k AS (SELECT * EXCLUDE (__parts), __parts IS NOT NULL AS claimed, "
+                "__parts IS NOT NULL AND kind <> 'set' AS is_split, "
+                f"coalesce(__parts, [{unclaimed_struct}]) AS __parts FROM j)")
+    pieces = [f"CASE WHEN is_split THEN {e} END AS {name}" for m in METRICS for e, name in line_pieces(m, f"__{m}")]
+    ctes.append(f"k1 AS (SELECT *, {', '.join(pieces)} FROM k)")
+    amounts = [f"CASE WHEN is_split THEN list_transform(__parts, lambda p: {times_share(m, f'__{m}', 'p')}) "
+               f"ELSE [{m}] END AS __am_{m}" for m in METRICS]
+    ctes.append(f"k2 AS (SELECT *, {', '.join(amounts)} FROM k1)")
+    rems = [f"CASE WHEN is_split THEN {m} - list_sum(__am_{m}) END AS __rem_{m}" for m in METRICS]
+    ctes.append(f"k3 AS (SELECT *, {', '.join(rems)} FROM k2)")
+    finals = [f"CASE WHEN is_split THEN list_transform(__am_{m}, lambda v, n: CASE WHEN n = big THEN v + __rem_{m} "
+              f"ELSE v END) ELSE __am_{m} END AS __fin_{m}" for m in METRICS]
+    ctes.append(f"k4 AS (SELECT *, {', '.join(finals)} FROM k3)")
+    ctes.append("parts_rows AS (SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, "
+                "ProviderName, claimed, CASE WHEN claimed THEN rule_name END AS rule_name, "
+                "CASE WHEN claimed THEN NULL ELSE __no_reason END AS reason"
+                + "".join(f", {ident('__tv_' + d)}" for d in tag_outcomes)
+                + ", unnest(__parts) AS p, " + ", ".join(f"unnest(__fin_{m}) AS {m}" for m in METRICS) + " FROM k4)")
+
+    def dim_expr(d: str) -> str:
+        if d in tag_outcomes:
+            return f"CASE WHEN claimed THEN coalesce(p.{dim_cols[d]}, {ident('__tv_' + d)}) ELSE p.{dim_cols[d]} END"
+        return f"p.{dim_cols[d]}"
 
     custom = [d for d in dims if d not in BUILTIN_DIMENSIONS]
     if custom:
-        entries = ", ".join(f"{{'key': {lit(d)}, 'value': {dim_cols[d]}}}" for d in custom)
+        entries = ", ".join(f"{{'key': {lit(d)}, 'value': {dim_expr(d)}}}" for d in custom)
         dims_map = f"map_from_entries(list_filter([{entries}], lambda e: e.value IS NOT NULL))"
     else:
         dims_map = "CAST(NULL AS MAP(VARCHAR, VARCHAR))"
@@ -347,11 +403,12 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
         "share, BilledCost, EffectiveCost, ListCost, ContractedCost, reason) "
         "WITH " + ", ".join(ctes) + " "
         f"SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, ProviderName, "
-        f"rule_name, {int(version)}, part, {dim_cols['team']}, {dim_cols['service']}, {dim_cols['cost_center']}, "
-        f"{dim_cols['environment']}, {dims_map}, share, BilledCost, EffectiveCost, ListCost, ContractedCost, reason "
-        "FROM (" + " UNION ALL ".join(selects) + ")"
+        f"rule_name, {int(version)}, p.part, {dim_expr('team')}, {dim_expr('service')}, {dim_expr('cost_center')}, "
+        f"{dim_expr('environment')}, {dims_map}, p.share, BilledCost, EffectiveCost, ListCost, ContractedCost, reason "
+        "FROM parts_rows"
     )
-    return Compiled(sql, list(periods))
+    params = list(periods) * (2 if props else 1)
+    return Compiled(sql, params)
 
 
 def leaf_columns(rule: Rule, tags: Tags) -> list[tuple[Leaf, str]]:
