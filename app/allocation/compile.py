@@ -59,12 +59,48 @@ def ident(name: str) -> str:
 
 
 # -- the line relation: FOCUS columns plus one column per tag a rule looks at ---------------------------------------
-class Tags:
-    """The tags a document refers to, each a column of the line relation (alias group resolved, case-insensitive)."""
+# Columns whose values are (nearly) unique per line: a regex on them runs per line. A regex on any other column runs
+# once per distinct value of the lines being allocated (a lookup joined in), when the caller asks for lookups.
+PER_LINE_COLUMNS = frozenset({"ResourceId", "ResourceName", "ChargeDescription", "SkuPriceId", "AllocatedResourceId",
+                              "AllocatedResourceName", "InvoiceId", "CapacityReservationId", "CommitmentDiscountId"})
+MASK_BITS = 62  # regex results per BIGINT mask column
 
-    def __init__(self, doc: RuleDocument):
+
+class Tags:
+    """The tags a document refers to, each a column of the line relation (alias group resolved, case-insensitive),
+    and, with `lookups`, the regex tests on low-cardinality columns, each a bit of a mask column joined in from a
+    per-distinct-value lookup (see `line_relation`)."""
+
+    def __init__(self, doc: RuleDocument, lookups: bool = False):
         self.doc = doc
         self.columns: dict[tuple[str, ...], str] = {}
+        self.lookups = lookups
+        self.regexes: dict[str, list[str]] = {}  # column -> patterns, in registration order
+
+    def regex_bit(self, column: str, pattern: str) -> str:
+        """SQL boolean: whether `column` matches `pattern`, read from the column's lookup mask."""
+        patterns = self.regexes.setdefault(column, [])
+        if pattern not in patterns:
+            patterns.append(pattern)
+        n = patterns.index(pattern)
+        j = list(self.regexes).index(column)
+        return f"(coalesce(__rx{j}_{n // MASK_BITS} & {1 << (n % MASK_BITS)}, 0) <> 0)"
+
+    def lookup_joins(self, where: str) -> tuple[str, str]:
+        """(extra select list, joins) adding the mask columns: per column with regex tests, its distinct values
+        among the lines of `where` (alias c), each with the bits of the patterns it matches."""
+        cols, joins = [], []
+        for j, (column, patterns) in enumerate(self.regexes.items()):
+            words = []
+            for w in range(0, len(patterns), MASK_BITS):
+                terms = [f"CASE WHEN regexp_matches(v, {lit(p)}) THEN {1 << (k % MASK_BITS)} ELSE 0 END"
+                         for k, p in enumerate(patterns[w:w + MASK_BITS], start=w)]
+                words.append(f"CAST({' + '.join(terms)} AS BIGINT) AS m{w // MASK_BITS}")
+                cols.append(f"__l{j}.m{w // MASK_BITS} AS __rx{j}_{w // MASK_BITS}")
+            joins.append(f" LEFT JOIN (SELECT v, {', '.join(words)} FROM (SELECT DISTINCT c.{ident(column)} AS v "
+                         f"FROM {COST_TABLE} c WHERE {where} AND c.{ident(column)} IS NOT NULL)) __l{j} "
+                         f"ON __l{j}.v = c.{ident(column)}")
+        return "".join(", " + c for c in cols), "".join(joins)
 
     def column(self, tag: str) -> str:
         keys = self.doc.tag_keys(tag)
@@ -107,7 +143,29 @@ def leaf_sql(leaf: Leaf, tags: Tags) -> str:
         return f"coalesce({col} = {lit(leaf.value)}, false)"
     if leaf.op == "in":
         return f"coalesce({col} IN ({', '.join(lit(v) for v in leaf.value)}), false)"
+    literal = literal_regex(leaf.value)
+    if literal is not None:
+        how, text = literal
+        test = f"{col} = {lit(text)}" if how == "equals" else f"{how}({col}, {lit(text)})"
+        return f"coalesce({test}, false)"
+    if tags.lookups and leaf.kind == "column" and leaf.key not in PER_LINE_COLUMNS:
+        return tags.regex_bit(leaf.key, leaf.value)
     return f"coalesce(regexp_matches({col}, {lit(leaf.value)}), false)"
+
+
+REGEX_META = set(".^$*+?()[]{}|\\")
+
+
+def literal_regex(pattern: str) -> tuple[str, str] | None:
+    """A regex that is a plain literal, optionally anchored (`^abc`, `abc$`, `^abc$`, `abc`), as the equivalent
+    string test (RE2 searches, and its `$` matches only at the end of the text): ("equals" | "starts_with" |
+    "ends_with" | "contains", literal). None for anything else."""
+    start = pattern.startswith("^")
+    end = pattern.endswith("$") and not pattern.endswith("\\$")
+    body = pattern[1 if start else 0:len(pattern) - 1 if end else len(pattern)]
+    if any(ch in REGEX_META for ch in body) or (start and end and len(pattern) < 2):
+        return None
+    return ("equals" if start and end else "starts_with" if start else "ends_with" if end else "contains"), body
 
 
 def window_sql(rule: Rule) -> str:
@@ -143,10 +201,11 @@ def line_relation(doc: RuleDocument, tags: Tags, where: str) -> str:
     """SELECT of the warehouse lines in `where` (table alias `c`) with the tag columns the compiled conditions use.
     Call after every condition was compiled (compiling registers the tags). The tag keys are lower-cased once per
     line, not once per rule or key."""
+    masks, joins = tags.lookup_joins(where)
     if not tags.columns:
-        return f"SELECT c.* FROM {COST_TABLE} c WHERE {where}"
-    return (f"SELECT c.*{tags.select_list()} FROM (SELECT c.*, list_transform(map_keys(c.Tags), lambda k: lower(k)) "
-            f"AS __k, map_values(c.Tags) AS __v FROM {COST_TABLE} c WHERE {where}) c")
+        return f"SELECT c.*{masks} FROM {COST_TABLE} c{joins} WHERE {where}"
+    return (f"SELECT c.*{tags.select_list()}{masks} FROM (SELECT c.*, list_transform(map_keys(c.Tags), "
+            f"lambda k: lower(k)) AS __k, map_values(c.Tags) AS __v FROM {COST_TABLE} c WHERE {where}) c{joins}")
 
 
 # -- exact arithmetic in SQL ----------------------------------------------------------------------------------------
@@ -242,7 +301,7 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
     - per line one list of parts: a plain rule's or an unclaimed line's single part holds the line itself (no
       arithmetic); a split line's parts are line x share (`times_share`), and the largest part (`big`) is the line
       minus the others, all within the line's row (no window); then the list is unnested into rows."""
-    tags = Tags(doc)
+    tags = Tags(doc, lookups=True)
     dims = doc.dimensions
     dim_cols = {d: ident(f"d_{d}") for d in dims}
     rules = list(doc.rules)
@@ -265,9 +324,9 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
     base = ("x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, ProviderName, "
             "BilledCost, EffectiveCost, ListCost, ContractedCost")
 
-    def matched(where: str, extra: str = "") -> str:
+    def matched(where: str, extra: str = "", keep: str = "true") -> str:
         relation = line_relation(doc, tags, where)
-        inner = f"SELECT {base}{extra}, {rule_idx} AS rule_idx{tag_cols} FROM ({relation}) c"
+        inner = f"SELECT {base}{extra}, {rule_idx} AS rule_idx{tag_cols} FROM ({relation}) c WHERE {keep}"
         return f"SELECT *{tv_cols} FROM ({inner}) l"
 
     # 2. the parts of every rule: VALUES of (rule, kind, part, share, share units, is_largest, fixed dimensions).
@@ -318,7 +377,7 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
         plain_dim = {d: (f"coalesce(t.{dim_cols[d]}, m.{ident('__tv_' + d)})" if d in tag_outcomes
                          else f"t.{dim_cols[d]}") for d in dims}
         ctes.append(f"driver_lines AS (SELECT m.*, " + ", ".join(f"{plain_dim[d]} AS {dim_cols[d]}" for d in dims)
-                    + f" FROM ({matched(f'{in_periods} AND ({any_where})', w_cols)}) m "
+                    + f" FROM ({matched(in_periods, w_cols, any_where)}) m "
                     "JOIN targets t ON t.rule_idx = m.rule_idx AND t.kind = 'set')")
         drivers = " UNION ALL ".join(
             f"SELECT {i} AS rule_idx, BillingPeriodStart, BillingCurrency, {dim_cols[r.split.dimension]} AS value, "
@@ -407,7 +466,7 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
         f"{dim_expr('environment')}, {dims_map}, p.share, BilledCost, EffectiveCost, ListCost, ContractedCost, reason "
         "FROM parts_rows"
     )
-    params = list(periods) * (2 if props else 1)
+    params = list(periods) * sql.count(in_periods)
     return Compiled(sql, params)
 
 
