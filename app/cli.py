@@ -715,6 +715,78 @@ def export_focus(
     out.print(f"metadata: {result.metadata_file}")
 
 
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke. Roles: admin, finance, team:<name>.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: str = typer.Option(..., "--role", help="admin (everything, key management, rule writes), finance (all "
+                             "costs, ledger, finance endpoints, closing months) or team:<name> (that team's "
+                             "allocated costs only)."),
+    name: str = typer.Option(..., "--name", help="Who or what uses the key."),
+) -> None:
+    """Create a key and print it: this is the only time it is shown (only its HMAC digest is stored)."""
+    from app import access
+
+    rt = runtime()
+    try:
+        view, key = access.create_key(rt, name, role)
+    except access.KeyError_ as exc:
+        fail(str(exc), 2)
+    err.print(f"created key {view['prefix']} ({view['name']}, role {view['role']}, id {view['id']}); "
+              "store it now, it is not shown again:", highlight=False)
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    revoked: bool = typer.Option(True, "--revoked/--active-only", help="Include revoked keys."),
+    output: str = typer.Option("table", "--output", help="table or json."),
+) -> None:
+    """Keys with their role, prefix and times (never the key itself)."""
+    from app import access
+
+    rt = runtime()
+    with rt.sessions() as session:
+        _, views = access.list_keys(session, limit=1_000_000, include_revoked=revoked)
+    if output == "json":
+        print(json.dumps(views, indent=2))
+        return
+    table = Table(title="API keys")
+    for col in ("id", "name", "role", "prefix", "created_at", "last_used_at", "revoked_at"):
+        table.add_column(col)
+    for v in views:
+        table.add_row(*(v[c] or "" for c in ("id", "name", "role", "prefix", "created_at", "last_used_at",
+                                             "revoked_at")))
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str = typer.Argument(..., help="The key's id or its ct_<prefix>.")) -> None:
+    """Revoke a key: the next request made with it gets a 401."""
+    from app import access
+
+    rt = runtime()
+    try:
+        view = access.revoke_key(rt, key)
+    except access.KeyError_ as exc:
+        fail(str(exc))
+    out.print(f"revoked {view['prefix']} ({view['name']}, role {view['role']}) at {view['revoked_at']}")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 in a container)."),
@@ -732,6 +804,11 @@ def serve(
     from app.api import create_app
 
     rt = runtime()
+    if rt.settings.auth == "disabled":
+        if not is_loopback(host):
+            fail(f"refusing to serve on {host} with CLOUDTALLY_AUTH=disabled: the API would be open to anyone who can "
+                 "reach it. Unset CLOUDTALLY_AUTH (keys: `cloudtally keys create`), or bind to 127.0.0.1.", 2)
+        err.print("[yellow]CLOUDTALLY_AUTH=disabled: the API is open (no key needed) on this loopback address[/]")
     logging.basicConfig(level=rt.settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out.print(f"CloudTally API on http://{host}:{port} (docs: /docs)"
               + ("; scheduler on" if scheduler else "; scheduler off"))
@@ -807,7 +884,11 @@ def demo(
         from app.api import create_app
 
         out.print(f"API on http://{host}:{port}  (try /v1/costs?group_by=ServiceName, docs at /docs)")
-        out.print("[yellow]demo mode: the API is open to anyone who can reach this address[/]")
+        # The demo's own server runs without keys (CLOUDTALLY_AUTH=disabled for this process only).
+        os.environ["CLOUDTALLY_AUTH"] = "disabled"
+        rt.settings.auth = "disabled"
+        out.print("[yellow]demo mode: authentication is disabled (CLOUDTALLY_AUTH=disabled); the API is open to "
+                  f"anyone who can reach {host}:{port}. `cloudtally serve` requires API keys.[/]")
         uvicorn.run(create_app(rt), host=host, port=port, log_level="warning")
 
 

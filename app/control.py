@@ -1,5 +1,5 @@
 """The control database (SQLAlchemy 2): sources, the delivery ledger, the allocation rule versions, ingest runs,
-source locks, data-quality results, alert events (and APScheduler's job table, created by migration 0003).
+source locks, data-quality results, alert events, API keys, closed months (and APScheduler's job table, created by migration 0003).
 
 SQLite by default, PostgreSQL in production. Schema changes go through alembic (migrations/control); `upgrade()`
 brings any database to the newest revision.
@@ -227,6 +227,36 @@ class AlertEvent(Base):
     details: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    """An API key: `ct_<prefix>_<secret>`, shown once; stored as the prefix (lookup) and HMAC-SHA256(server
+    secret, key) (app.access). role: admin | finance | team:<name>."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    role: Mapped[str] = mapped_column(String(220), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ClosedMonth(Base):
+    """A billing month finance closed: its totals when closed (per currency), so a later re-delivery that moves
+    them shows as a restatement with its delta (app.finance)."""
+
+    __tablename__ = "closed_months"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM (BillingPeriodStart)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    closed_by: Mapped[str | None] = mapped_column(String(200))  # the API key's name, or the CLI user
+    note: Mapped[str | None] = mapped_column(Text)
+    # {"totals": [{"currency", "BilledCost", "EffectiveCost", "lines"}], "deliveries": [ids loaded when closed]}
+    snapshot: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
 
 
 def make_engine(url: str) -> Engine:

@@ -4,6 +4,10 @@ A query names a window of charge periods [start, end), a granularity (day or mon
 (FOCUS columns or `tag:<key>`), filters (same keys; several values of one key are OR-ed, different keys AND-ed)
 and one cost metric. Results are exact decimals, one row per period, group and currency; totals are per currency,
 because two currencies are never added.
+
+Every query runs under a scope (app.access): None sees all costs; a team name reads the allocation parts of that
+team only, whatever the query groups or filters on (so they can only narrow it), and a filter naming another team
+is refused (ScopeForbidden, 403).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
 
+from app.access import Scope, ScopeForbidden
 from app.allocation.compile import ALLOCATION_TABLE
 from app.allocation.rules import BUILTIN_DIMENSIONS
 from app.focus import COST_METRICS, DIMENSIONS, canonical_dimension
@@ -24,6 +29,11 @@ from app.warehouse import COST_TABLE
 GRANULARITIES = ("day", "month")
 DEFAULT_METRIC = "EffectiveCost"
 MAX_ROWS = 1_000_000
+# Limits that keep every query answerable in well under a second on a large warehouse: a longer window, more
+# dimensions or more filter values are a 400 naming the parameter, never a timeout.
+MAX_DAYS = {"day": 732, "month": 3660}  # 2 years of days, 10 years of months
+MAX_GROUP_BY = 4
+MAX_FILTER_VALUES = 100
 
 
 class QueryError(ValueError):
@@ -166,15 +176,37 @@ def parse_query(
                 raise QueryError("filter", f"{item!r} is not KEY=VALUE (e.g. ProviderName=AWS, tag:team=payments "
                                            f"or team=payments)")
         parsed_filters.setdefault(parse_key("filter", key, allocation_dimensions), []).append(value)
+    if len(groups) > MAX_GROUP_BY:
+        raise QueryError("group_by", f"{len(groups)} dimensions; at most {MAX_GROUP_BY} per query")
+    if sum(len(v) for v in parsed_filters.values()) > MAX_FILTER_VALUES:
+        raise QueryError("filter", f"more than {MAX_FILTER_VALUES} filter values")
     start_d, end_d = parse_date("start", start), parse_date("end", end)
     if start_d and end_d and start_d >= end_d:
         raise QueryError("end", f"end ({end_d}) must be after start ({start_d}); end is exclusive")
+    if start_d and end_d:
+        check_range(start_d, end_d, granularity)
     if limit is not None and not (1 <= limit <= MAX_ROWS):
         raise QueryError("limit", f"must be between 1 and {MAX_ROWS}")
     return CostQuery(
         start_d, end_d, granularity, tuple(groups), {k: tuple(v) for k, v in parsed_filters.items()},
         canonical_metric, limit or 100_000,
     )
+
+
+def check_range(start: date, end: date, granularity: str) -> None:
+    days = (end - start).days
+    if days > MAX_DAYS[granularity]:
+        raise QueryError("end", f"the window [{start}, {end}) spans {days} days; at most {MAX_DAYS[granularity]} "
+                                f"with granularity={granularity}")
+
+
+def check_scope(q: CostQuery, scope: Scope) -> None:
+    """A team key may name its own team only; anything else it asks is narrowed by the scope in the SQL."""
+    if scope is None:
+        return
+    for value in q.filters.get("team", ()):
+        if value != scope:
+            raise ScopeForbidden("filter", f"this key reads team {scope!r} only, not {value or '(no team)'!r}")
 
 
 # -- running -----------------------------------------------------------------------------------------------------
@@ -196,12 +228,12 @@ def _is_allocation(key: str) -> bool:
 _PART_COLUMNS = ("ChargePeriodStart", "BillingCurrency", "ProviderName", "x_SourceId", *COST_METRICS)
 
 
-def _source(q: CostQuery) -> str:
-    """The table a query reads: the warehouse lines, or, when it groups or filters on an allocation dimension,
-    the allocation parts (joined to their lines for FOCUS columns and tags). Parts sum to their line, so totals
-    are the same either way."""
+def _source(q: CostQuery, scope: Scope = None) -> str:
+    """The table a query reads: the warehouse lines, or, when it groups or filters on an allocation dimension or
+    runs under a team scope, the allocation parts (joined to their lines for FOCUS columns and tags). Parts sum to
+    their line, so totals are the same either way."""
     keys = set(q.group_by) | set(q.filters)
-    if not any(_is_allocation(k) for k in keys):
+    if scope is None and not any(_is_allocation(k) for k in keys):
         return COST_TABLE
     focus = sorted({k for k in keys if not _is_allocation(k) and not k.startswith("tag:")} - set(_PART_COLUMNS))
     tags = any(k.startswith("tag:") for k in keys)
@@ -232,9 +264,12 @@ def resolve_window(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostQuery:
     return CostQuery(start, end, q.granularity, q.group_by, q.filters, q.metric, q.limit)
 
 
-def _where(q: CostQuery, params: list) -> str:
+def _where(q: CostQuery, params: list, scope: Scope = None) -> str:
     clauses = ["ChargePeriodStart >= ?", "ChargePeriodStart < ?"]
     params += [datetime.combine(q.start, datetime.min.time()), datetime.combine(q.end, datetime.min.time())]
+    if scope is not None:  # always first: nothing after it can widen the rows
+        clauses.append("team = ?")
+        params.append(scope)
     for key, values in q.filters.items():
         wanted = [v for v in values if v != ""]
         parts = []
@@ -247,20 +282,22 @@ def _where(q: CostQuery, params: list) -> str:
     return " AND ".join(clauses)
 
 
-def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostResult:
+def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None) -> CostResult:
+    check_scope(q, scope)
     q = resolve_window(con, q)
+    check_range(q.start, q.end, q.granularity)
     params: list = []
     # Tags[?] placeholders come first in the SELECT, so their parameters are bound before the WHERE's.
     group_exprs = [_key_sql(k, params) for k in q.group_by]
     trunc = "day" if q.granularity == "day" else "month"
     select_groups = "".join(f", {e} AS g{i}" for i, e in enumerate(group_exprs))
-    where = _where(q, params)
+    where = _where(q, params, scope)
     group_positions = ", ".join(str(i) for i in range(1, len(group_exprs) + 3))
     metric = f'"{q.metric}"'
     sql = (
         f"SELECT CAST(date_trunc('{trunc}', ChargePeriodStart) AS DATE) AS period{select_groups}, "
         f"BillingCurrency AS currency, sum({metric}) AS cost "
-        f"FROM {_source(q)} WHERE {where} GROUP BY {group_positions} "
+        f"FROM {_source(q, scope)} WHERE {where} GROUP BY {group_positions} "
         f"ORDER BY 1, cost DESC, {group_positions} LIMIT {q.limit + 1}"
     )
     fetched = con.execute(sql, params).fetchall()
@@ -273,11 +310,11 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostResult:
         row.update({"cost": cost if cost is not None else Decimal(0), "currency": currency})
         rows.append(row)
     t_params: list = []
-    t_where = _where(q, t_params)
+    t_where = _where(q, t_params, scope)
     totals = [
         {"currency": cur, "cost": cost if cost is not None else Decimal(0)}
         for cur, cost in con.execute(
-            f"SELECT BillingCurrency, sum({metric}) FROM {_source(q)} WHERE {t_where} GROUP BY 1 ORDER BY 1",
+            f"SELECT BillingCurrency, sum({metric}) FROM {_source(q, scope)} WHERE {t_where} GROUP BY 1 ORDER BY 1",
             t_params,
         ).fetchall()
     ]

@@ -186,21 +186,36 @@ def check_schema_drift(session: Session, source: Source, d: Delivery) -> Result:
                   details, d.id)
 
 
-def check_restatement(session: Session, source: Source, d: Delivery) -> Result:
-    period = _month(d.billing_period_start)
+def delivery_delta(session: Session, d: Delivery) -> tuple[Delivery, Decimal, Decimal] | None:
+    """The delivery `d` replaced (the previous loaded one of its source and billing period) and how far d moved
+    the landed BilledCost and EffectiveCost; None for the first delivery of a period. Also used by the ledger's
+    restatement flag of finance-closed months (app.finance)."""
     previous = session.scalar(select(Delivery).where(
-        Delivery.source_id == source.id, Delivery.billing_period_start == d.billing_period_start,
+        Delivery.source_id == d.source_id, Delivery.billing_period_start == d.billing_period_start,
         Delivery.id != d.id, Delivery.status.in_(("loaded", "replaced")), Delivery.started_at < d.started_at,
     ).order_by(Delivery.started_at.desc()).limit(1))
     if previous is None:
+        return None
+    billed = (d.landed_billed_cost or 0) - (previous.landed_billed_cost or 0)
+    effective = (d.landed_effective_cost or 0) - (previous.landed_effective_cost or 0)
+    return previous, Decimal(billed), Decimal(effective)
+
+
+def check_restatement(session: Session, source: Source, d: Delivery) -> Result:
+    """A period counts as closed once its billing period ended, or once finance closed its month (app.finance)."""
+    from app.control import ClosedMonth
+
+    period = _month(d.billing_period_start)
+    delta = delivery_delta(session, d)
+    if delta is None:
         return Result("restatement", period, "skipped", "first delivery of this billing period", {}, d.id)
+    previous, billed, effective = delta
     try:
         tolerance = Decimal(source.options.get("restatement_tolerance") or "0")
     except InvalidOperation:
         tolerance = Decimal(0)
-    billed = (d.landed_billed_cost or 0) - (previous.landed_billed_cost or 0)
-    effective = (d.landed_effective_cost or 0) - (previous.landed_effective_cost or 0)
-    closed = d.billing_period_end is not None and d.billing_period_end <= d.started_at
+    closed = (d.billing_period_end is not None and d.billing_period_end <= d.started_at) or (
+        session.get(ClosedMonth, period) is not None)
     details = {"previous_delivery": previous.id, "billed_cost_delta": str(billed),
                "effective_cost_delta": str(effective), "period_closed": closed, "tolerance": str(tolerance)}
     moved = f"BilledCost {billed:+f}, EffectiveCost {effective:+f} vs delivery {previous.id[:8]}"

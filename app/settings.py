@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,16 @@ class Settings(BaseSettings):
     )
     scheduler_sync_seconds: float = Field(
         30.0, gt=0, description="How often `serve` re-reads the sources table to add, change or remove jobs.",
+    )
+
+    auth: Literal["enabled", "disabled"] = Field(
+        "enabled", description="API authentication. `disabled` makes every /v1 route open (no key, admin rights): "
+        "only for the local demo; `cloudtally serve` refuses it unless bound to a loopback address.",
+    )
+    api_key_secret: str | None = Field(
+        None, description="Server secret of the API keys' HMAC-SHA256 digests. Default: a random secret generated "
+        "once into <data_dir>/api-key-secret (mode 0600). Changing it invalidates every key.",
+        repr=False,
     )
 
     @cached_property

@@ -63,3 +63,14 @@ def cli_json(*args: str, env: dict | None = None):
     result = cli(*args, env=env)
     assert result.exit_code == 0, result.stderr + result.stdout
     return json.loads(result.stdout)
+
+
+def api_client(rt, role: str = "admin", name: str | None = None):
+    """A TestClient of the API with a fresh key of `role` in its Authorization header (auth stays on)."""
+    from fastapi.testclient import TestClient
+
+    from app.access import create_key
+    from app.api import create_app
+
+    _, key = create_key(rt, name or f"test-{role}", role)
+    return TestClient(create_app(rt), headers={"Authorization": f"Bearer {key}"})

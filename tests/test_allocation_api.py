@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from app.ingest import ingest
-from tests.helpers import cli, cli_json, read_rows
+from tests.helpers import api_client, cli, cli_json, read_rows
 from tests.test_allocation import AWS, RULES, assert_every_line_allocated_once
 
 AZURE = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_azure.csv"
@@ -20,7 +20,7 @@ AZURE = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_azure.c
 def client(rt_any, samples):
     ingest(rt_any, "aws", str(samples / AWS))
     ingest(rt_any, "azure", str(samples / AZURE))
-    with TestClient(create_app(rt_any)) as c:
+    with api_client(rt_any) as c:
         yield c
 
 

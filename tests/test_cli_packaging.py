@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from decimal import Decimal
@@ -106,7 +107,15 @@ def test_serve_answers_over_http_and_shares_the_file_with_a_cli_ingest(samples, 
         ingest = subprocess.run([sys.executable, "-m", "app.cli", "ingest", str(src), "--source", "gcp"],
                                 env=env, capture_output=True, text=True, timeout=120)
         assert ingest.returncode == 0, ingest.stderr
-        with urllib.request.urlopen(base + "/v1/costs?start=2026-05&end=2026-06&metric=BilledCost", timeout=10) as r:
+        made = subprocess.run([sys.executable, "-m", "app.cli", "keys", "create", "--role", "finance", "--name", "t"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        url = base + "/v1/costs?start=2026-05&end=2026-06&metric=BilledCost"
+        with pytest.raises(urllib.error.HTTPError) as refused:  # serve needs a key
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 401
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {made.stdout.strip()}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
             body = json.load(r)
         assert Decimal(body["totals"][0]["cost"]) == sums(read_rows(src), "BilledCost")
     finally:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from app.api import create_app
 from app.ingest import ingest
 from tests.conftest import make_runtime
-from tests.helpers import cli_json, read_rows, sums, write_csv
+from tests.helpers import api_client, cli_json, read_rows, sums, write_csv
 
 AWS = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.csv"
 AZURE = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_azure.csv"
@@ -28,7 +28,7 @@ def loaded(rt, samples):
 
 @pytest.fixture
 def client(loaded):
-    with TestClient(create_app(loaded)) as c:
+    with api_client(loaded) as c:
         yield c
 
 
@@ -80,7 +80,7 @@ def test_empty_filter_value_matches_missing_tag(tmp_path, samples):
     rt = make_runtime(tmp_path / "d")
     ingest(rt, "t", str(write_csv(tmp_path / "t.csv", header, rows)))
     untagged = sums(read_rows(tmp_path / "t.csv")[:40], "EffectiveCost")
-    with TestClient(create_app(rt)) as c:
+    with api_client(rt) as c:
         got = c.get("/v1/costs", params={"start": "2026-05", "end": "2026-06", "filter": "tag:Owner="}).json()
         grouped = c.get("/v1/costs", params={"start": "2026-05", "end": "2026-06", "group_by": "tag:Owner"}).json()
     assert Decimal(got["totals"][0]["cost"]) == untagged
@@ -116,7 +116,7 @@ def test_currencies_are_never_added(tmp_path, samples):
         r[cur] = "EUR"
     rt = make_runtime(tmp_path / "d")
     ingest(rt, "mixed", str(write_csv(tmp_path / "mixed.csv", header, rows)))
-    with TestClient(create_app(rt)) as c:
+    with api_client(rt) as c:
         body = c.get("/v1/costs", params={"start": "2026-05", "end": "2026-06", "group_by": "ProviderName"}).json()
     by_cur = {t["currency"]: Decimal(t["cost"]) for t in body["totals"]}
     parsed = read_rows(tmp_path / "mixed.csv")
@@ -191,7 +191,7 @@ def test_any_decimal_costs_reconcile_exactly(tmp_path_factory, samples, amounts)
     folder = tmp_path_factory.mktemp("prop")
     rt = make_runtime(folder / "d")
     ingest(rt, "p", str(write_csv(folder / "p.csv", header, picked)))
-    with TestClient(create_app(rt)) as c:
+    with api_client(rt) as c:
         for metric, sign in (("BilledCost", 1), ("EffectiveCost", -1)):
             body = c.get("/v1/costs", params={"start": "2026-05", "end": "2026-06", "metric": metric}).json()
             assert Decimal(body["totals"][0]["cost"]) == sign * sum(amounts, Decimal(0))

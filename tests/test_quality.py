@@ -13,7 +13,7 @@ from app import quality, sources
 from app.api import create_app
 from app.control import AlertEvent, Delivery
 from app.runs import run_source
-from tests.helpers import cli, write_csv
+from tests.helpers import api_client, cli, write_csv
 
 AWS = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.csv"
 
@@ -95,7 +95,7 @@ def test_complete_clean_delivery_passes_and_gaps_and_duplicates_fail(rt_any, sam
     assert cli("quality", "a", env=env).exit_code == 0
     assert len(events(rt_any)) == 2
 
-    with TestClient(create_app(rt_any)) as client:
+    with api_client(rt_any) as client:
         body = client.get("/v1/data-quality", params={"source": "b", "period": "2026-05"}).json()["checks"]
         assert {(c["check"], c["status"]) for c in body} == {
             ("freshness", "passed"), ("completeness", "failed"), ("duplicates", "failed"),

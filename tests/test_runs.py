@@ -21,7 +21,7 @@ from app.retry import backoff, classify
 from app.runs import run_source
 from connectors.base import IngestError
 from tests import aws_fixtures as fx
-from tests.helpers import cli, cli_json
+from tests.helpers import api_client, cli, cli_json
 
 AWS = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.csv"
 
@@ -58,7 +58,7 @@ def test_run_records_deliveries_sums_steps_and_nothing_new(rt_any, tmp_path):
     assert again.deliveries["loaded"] == [] and again.landed_billed_cost is None
     assert again.steps[0]["status"] == "skipped"
 
-    with TestClient(create_app(rt_any)) as client:
+    with api_client(rt_any) as client:
         body = client.get("/v1/ingest-runs", params={"source": "aws"}).json()
         assert [r["status"] for r in body["runs"]] == ["nothing_new", "succeeded"]
         ok = client.get("/v1/ingest-runs", params={"status": "succeeded"}).json()["runs"]
@@ -298,7 +298,7 @@ def test_permanent_error_fails_fast(rt, samples, monkeypatch):
 
 # -- sources API and `sources test` --------------------------------------------------------------------------------
 def test_sources_api_crud_without_secrets(rt_any, tmp_path):
-    with TestClient(create_app(rt_any)) as client:
+    with api_client(rt_any) as client:
         body = {"name": "aws-prod", "provider": "aws", "format": "cur2", "location": "s3://bills/exports/cur2",
                 "options": {"region": "eu-west-1"}, "schedule": "0 */6 * * *"}
         created = client.post("/v1/sources", json=body)
@@ -327,7 +327,7 @@ def test_sources_api_crud_without_secrets(rt_any, tmp_path):
 
 def test_api_run_trigger(rt, samples):
     sources.add(rt, "aws", "focus", "focus", str(samples / AWS))
-    with TestClient(create_app(rt)) as client:
+    with api_client(rt) as client:
         started = client.post("/v1/sources/aws/runs")
         assert started.status_code == 202
         import time

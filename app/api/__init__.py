@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import __version__
 from app.api import problems
-from app.api.routers import allocation, costs, deliveries, health, quality, runs, sources
+from app.api.auth import principal
+from app.api.routers import allocation, costs, deliveries, finance, health, keys, quality, runs, sources
 from app.runtime import Runtime
 
 DESCRIPTION = """
@@ -17,6 +18,8 @@ CloudTally serves cloud costs normalized to [FOCUS](https://focus.finops.org) 1.
 * Time windows are `[start, end)` on `ChargePeriodStart`, in UTC.
 * Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json` documents that name
   the offending parameter.
+* Every /v1 route needs `Authorization: Bearer <key>` (`cloudtally keys create`); 401 without a valid key, 403
+  when the key's role (admin, finance, team:<name>) may not do it. A team key sees only its team's costs.
 """
 
 
@@ -44,10 +47,8 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
     app.state.scheduler = None
     problems.install(app)
     app.include_router(health.router)
-    app.include_router(costs.router, prefix="/v1")
-    app.include_router(deliveries.router, prefix="/v1")
-    app.include_router(allocation.router, prefix="/v1")
-    app.include_router(sources.router, prefix="/v1")
-    app.include_router(runs.router, prefix="/v1")
-    app.include_router(quality.router, prefix="/v1")
+    authenticated = [Depends(principal)]  # every /v1 route: a valid key (roles are checked per route)
+    for router in (costs.router, deliveries.router, allocation.router, sources.router, runs.router, quality.router,
+                   finance.router, keys.router):
+        app.include_router(router, prefix="/v1", dependencies=authenticated)
     return app

@@ -7,8 +7,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.access import ScopeForbidden
 from app.allocation.rules import RulesInvalid
 from app.costs import QueryError
+from app.finance import ReconciliationError
 from app.warehouse import WarehouseBusy
 
 PROBLEM_JSON = "application/problem+json"
@@ -32,6 +34,10 @@ class Problem(BaseModel):
 
 PROBLEM_RESPONSES = {
     400: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "Invalid parameter (named in `errors`)."},
+    401: {"model": Problem, "content": {PROBLEM_JSON: {}},
+          "description": "Missing, unknown or revoked API key (`Authorization: Bearer <key>`)."},
+    403: {"model": Problem, "content": {PROBLEM_JSON: {}},
+          "description": "The key's role may not do this, or the request names another team than the key's."},
     404: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "No such resource."},
     503: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "The warehouse is busy; retry."},
 }
@@ -64,6 +70,17 @@ def install(app: FastAPI) -> None:
     async def _query(request: Request, exc: QueryError):
         return problem(400, "Invalid request parameter", f"{exc.parameter}: {exc.message}",
                        instance=str(request.url.path), errors=[{"parameter": exc.parameter, "detail": exc.message}])
+
+    @app.exception_handler(ScopeForbidden)
+    async def _scope(request: Request, exc: ScopeForbidden):
+        return problem(403, "Forbidden", f"{exc.parameter}: {exc.message}", instance=str(request.url.path),
+                       errors=[{"parameter": exc.parameter, "detail": exc.message}],
+                       type_="https://cloudtally.dev/problems/out-of-scope")
+
+    @app.exception_handler(ReconciliationError)
+    async def _reconcile(request: Request, exc: ReconciliationError):
+        return problem(500, "Totals do not reconcile", str(exc), instance=str(request.url.path),
+                       type_="https://cloudtally.dev/problems/reconciliation")
 
     @app.exception_handler(RulesInvalid)
     async def _rules(request: Request, exc: RulesInvalid):

@@ -1,5 +1,8 @@
 """Allocation rules (CRUD: every change is a new version through the same apply path), versions and their diff,
-explain and coverage."""
+explain and coverage.
+
+Who may: reading the rules and the version list (no amounts): any key; writing rules: admin; the version diff
+and coverage (every team's amounts): admin and finance; explain: any key, a team key within its team only."""
 from __future__ import annotations
 
 import copy
@@ -10,6 +13,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 
 from app.allocation import engine
 from app.allocation.rules import BUILTIN_DIMENSIONS
+from app.access import Scope, scope_explain_line, scope_group_filters
+from app.api.auth import ADMIN, FINANCE, scope
 from app.api.deps import get_runtime, warehouse
 from app.api.problems import PROBLEM_RESPONSES
 from app.costs import QueryError, parse_date
@@ -38,7 +43,7 @@ def get_rules(rt: Runtime = Depends(get_runtime)) -> dict:
     return {"version": version, "document": doc}
 
 
-@router.put("/rules", summary="Replace the whole rule document", responses=PROBLEM_RESPONSES)
+@router.put("/rules", summary="Replace the whole rule document", dependencies=[ADMIN], responses=PROBLEM_RESPONSES)
 def put_rules(
     document: dict = Body(..., description="The whole document: {dimensions, tag_aliases, rules}."),
     note: str | None = NOTE,
@@ -49,7 +54,7 @@ def put_rules(
     return _apply(rt, document, note)
 
 
-@router.post("/rules", summary="Add a rule", status_code=201, responses=PROBLEM_RESPONSES)
+@router.post("/rules", summary="Add a rule", status_code=201, dependencies=[ADMIN], responses=PROBLEM_RESPONSES)
 def post_rule(
     rule: dict = Body(..., description="One rule: {name, when, set, split, effective_from, effective_to}."),
     position: int | None = Query(None, ge=1, description="1-based position in the ordered list (first match wins). "
@@ -78,7 +83,7 @@ def get_rule(name: str = RULE_NAME, rt: Runtime = Depends(get_runtime)) -> dict:
     return {"version": version, "position": i + 1, "rule": doc["rules"][i]}
 
 
-@router.put("/rules/{name}", summary="Replace one rule", responses=PROBLEM_RESPONSES)
+@router.put("/rules/{name}", summary="Replace one rule", dependencies=[ADMIN], responses=PROBLEM_RESPONSES)
 def put_rule(
     name: str = RULE_NAME,
     rule: dict = Body(..., description="The rule's new definition (its `name` may rename it)."),
@@ -91,7 +96,7 @@ def put_rule(
     return _apply(rt, doc, note)
 
 
-@router.delete("/rules/{name}", summary="Delete one rule", responses=PROBLEM_RESPONSES)
+@router.delete("/rules/{name}", summary="Delete one rule", dependencies=[ADMIN], responses=PROBLEM_RESPONSES)
 def delete_rule(name: str = RULE_NAME, note: str | None = NOTE, rt: Runtime = Depends(get_runtime)) -> dict:
     """Remove a rule and apply the result as a new version (its lines fall to later rules or to unallocated)."""
     _, doc = _current(rt)
@@ -100,12 +105,18 @@ def delete_rule(name: str = RULE_NAME, note: str | None = NOTE, rt: Runtime = De
 
 
 @router.get("/versions", summary="Rule versions, newest first", responses=PROBLEM_RESPONSES)
-def get_versions(rt: Runtime = Depends(get_runtime)) -> dict:
-    """Every version: number, time, note, checksum, whether active, and the billing periods it re-allocated."""
-    return {"versions": engine.list_versions(rt)}
+def get_versions(
+    rt: Runtime = Depends(get_runtime),
+    limit: int = Query(100, ge=1, le=1000, description="Maximum number of versions, newest first."),
+    offset: int = Query(0, ge=0, description="Versions to skip (paging)."),
+) -> dict:
+    """Versions: number, time, note, checksum, whether active, and the billing periods it re-allocated."""
+    every = engine.list_versions(rt)
+    return {"versions": every[offset:offset + limit], "total": len(every), "limit": limit, "offset": offset}
 
 
-@router.get("/versions/diff", summary="What moved between two versions", responses=PROBLEM_RESPONSES)
+@router.get("/versions/diff", summary="What moved between two versions", dependencies=[FINANCE],
+            responses=PROBLEM_RESPONSES)
 def get_diff(
     from_: int = Query(..., alias="from", description="The earlier version number."),
     to: int = Query(..., description="The later version number."),
@@ -134,25 +145,29 @@ def get_explain(
     day: str | None = Query(None, description="Group: charges of this day (YYYY-MM-DD)."),
     rt: Runtime = Depends(get_runtime),
     con: duckdb.DuckDBPyConnection = Depends(warehouse),
+    team_scope: Scope = Depends(scope),
 ) -> dict:
     """With `line_id`: the line, its parts, the claiming rule and version, each test of the rule re-evaluated in
     SQL (true/false) and, for splits, the targets or the drivers and their total. Otherwise, for the group the
     dimension filters and `day` select: per rule and version the lines, parts, amounts, how many lines each test
-    was true for, and sample line ids."""
+    was true for, and sample line ids. A team key: a line with a part of its team (403 otherwise), showing only
+    its parts; a group always within its team (`team` naming another is a 403)."""
     if line_id is not None:
         try:
-            return engine.jsonable(engine.explain_line(rt, con, line_id))
+            explained = engine.explain_line(rt, con, line_id)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
+        return engine.jsonable(scope_explain_line(explained, team_scope))
     filters = {k: v for k, v in (("team", team), ("service", service), ("cost_center", cost_center),
                                   ("environment", environment)) if v is not None}
     d = parse_date("day", day)
     if not filters and d is None:
         raise QueryError("line_id", "give line_id, or a group: team, service, cost_center, environment and/or day")
+    filters = scope_group_filters(filters, team_scope)
     return engine.jsonable(engine.explain_group(rt, con, filters, d))
 
 
-@router.get("/coverage", summary="Share of EffectiveCost allocated, per provider and month",
+@router.get("/coverage", summary="Share of EffectiveCost allocated, per provider and month", dependencies=[FINANCE],
             responses=PROBLEM_RESPONSES)
 def get_coverage(
     start: str | None = Query(None, description="First day (YYYY-MM-DD or YYYY-MM). Default: all data."),

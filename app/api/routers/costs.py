@@ -8,6 +8,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app.allocation.engine import active_document
+from app.access import Scope
+from app.api.auth import scope
 from app.api.deps import get_runtime, warehouse
 from app.runtime import Runtime
 from app.api.problems import PROBLEM_RESPONSES
@@ -40,6 +42,7 @@ class CostsResponse(BaseModel):
 def get_costs(
     con: duckdb.DuckDBPyConnection = Depends(warehouse),
     rt: Runtime = Depends(get_runtime),
+    team_scope: Scope = Depends(scope),
     start: str | None = Query(
         None, description="First day of the window (YYYY-MM-DD, or YYYY-MM for the month's first day). "
         "Default: the first day of the latest month with data, or one month before `end`.", examples=["2024-09-01"],
@@ -71,9 +74,12 @@ def get_costs(
 ) -> Response:
     """Sum a FOCUS cost metric over `[start, end)` by period and the requested dimensions.
 
-    Every amount is an exact decimal string in its row's billing currency; two currencies are never added."""
+    Every amount is an exact decimal string in its row's billing currency; two currencies are never added.
+    A `team:<name>` key reads only the parts allocated to its team: grouping and filters narrow that, a `team`
+    filter naming another team is a 403. Limits: 2 years with granularity=day, 10 years with month,
+    4 group_by dimensions, 100 filter values (400 beyond)."""
     q = parse_query(start, end, granularity, group_by, filter, metric, limit, active_document(rt)[1].dimensions)
-    result = run_query(con, q)
+    result = run_query(con, q, team_scope)
     if format == "csv":
         return Response(result.to_csv(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="costs.csv"'})

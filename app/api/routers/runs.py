@@ -4,13 +4,16 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.api.auth import FINANCE
 from app.api.deps import db_session
 from app.api.problems import PROBLEM_RESPONSES
+from app.control import IngestRun
 from app.runs import list_runs
 
-router = APIRouter(tags=["ingest runs"])
+router = APIRouter(tags=["ingest runs"], dependencies=[FINANCE])
 
 
 @router.get("/ingest-runs", summary="Ingest run history", responses=PROBLEM_RESPONSES)
@@ -26,4 +29,10 @@ def get_runs(
     """Every run of a source's ingest (scheduled, CLI or API): status and message, error, attempts, the deliveries
     loaded, unchanged and failed, raw and landed row counts and sums (decimal strings), duration, and the
     after-ingest steps (allocation, data_quality, rollups, alerts) with their own timings."""
-    return {"runs": list_runs(session, source, status, limit, offset), "limit": limit, "offset": offset}
+    stmt = select(func.count()).select_from(IngestRun)
+    if source:
+        stmt = stmt.where(IngestRun.source == source)
+    if status:
+        stmt = stmt.where(IngestRun.status == status)
+    return {"runs": list_runs(session, source, status, limit, offset), "total": session.scalar(stmt),
+            "limit": limit, "offset": offset}

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import threading
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from app import sources as sources_mod
+from app.api.auth import ADMIN, FINANCE
 from app.api.deps import get_runtime
 from app.api.problems import PROBLEM_RESPONSES, problem
 from app.runtime import Runtime
 
-router = APIRouter(prefix="/sources", tags=["sources"])
+# Reading sources: admin and finance keys; adding, removing and running them: admin only.
+router = APIRouter(prefix="/sources", tags=["sources"], dependencies=[FINANCE])
 NAME = Path(description="The source's name.")
 
 
@@ -39,9 +41,15 @@ def _sync(request: Request) -> None:
 
 
 @router.get("", summary="List sources", responses=PROBLEM_RESPONSES)
-def list_sources(rt: Runtime = Depends(get_runtime)) -> dict:
-    """Every configured source: provider, format, location, options and schedule (never credentials)."""
-    return {"sources": [sources_mod.view(s) for s in sources_mod.list_all(rt)]}
+def list_sources(
+    rt: Runtime = Depends(get_runtime),
+    limit: int = Query(100, ge=1, le=1000, description="Maximum number of sources, by name."),
+    offset: int = Query(0, ge=0, description="Sources to skip (paging)."),
+) -> dict:
+    """Configured sources: provider, format, location, options and schedule (never credentials)."""
+    every = sources_mod.list_all(rt)
+    return {"sources": [sources_mod.view(s) for s in every[offset:offset + limit]], "total": len(every),
+            "limit": limit, "offset": offset}
 
 
 @router.get("/{name}", summary="One source", responses=PROBLEM_RESPONSES)
@@ -52,7 +60,7 @@ def get_source(name: str = NAME, rt: Runtime = Depends(get_runtime)) -> dict:
     return sources_mod.view(source)
 
 
-@router.post("", summary="Add a source", status_code=201, responses={
+@router.post("", summary="Add a source", status_code=201, dependencies=[ADMIN], responses={
     **PROBLEM_RESPONSES, 409: {"description": "A source of that name exists.", **PROBLEM_RESPONSES[400]}})
 def create_source(body: SourceIn, request: Request, rt: Runtime = Depends(get_runtime)):
     """Add a source; with a `schedule`, the scheduler of a running `cloudtally serve` picks it up at once."""
@@ -70,7 +78,8 @@ def create_source(body: SourceIn, request: Request, rt: Runtime = Depends(get_ru
                         headers={"Location": f"/v1/sources/{source.name}"})
 
 
-@router.delete("/{name}", summary="Remove a source", status_code=204, responses=PROBLEM_RESPONSES)
+@router.delete("/{name}", summary="Remove a source", status_code=204, dependencies=[ADMIN],
+               responses=PROBLEM_RESPONSES)
 def delete_source(request: Request, name: str = NAME, rt: Runtime = Depends(get_runtime)):
     """Remove the source, its ledger and its rows in the warehouse (its run history stays)."""
     if sources_mod.get(rt, name) is None:
@@ -80,7 +89,8 @@ def delete_source(request: Request, name: str = NAME, rt: Runtime = Depends(get_
     return JSONResponse(None, status_code=204)
 
 
-@router.post("/{name}/runs", summary="Start an ingest run", status_code=202, responses=PROBLEM_RESPONSES)
+@router.post("/{name}/runs", summary="Start an ingest run", status_code=202, dependencies=[ADMIN],
+             responses=PROBLEM_RESPONSES)
 def start_run(request: Request, name: str = NAME, rt: Runtime = Depends(get_runtime)):
     """Run the source's ingest now, in the background (trigger `api`), under the same lock, retries and run record
     as scheduled runs; follow it in `GET /v1/ingest-runs?source=NAME`."""
