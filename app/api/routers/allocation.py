@@ -57,7 +57,7 @@ def put_rules(
 @router.post("/rules", summary="Add a rule", status_code=201, dependencies=[ADMIN], responses=PROBLEM_RESPONSES)
 def post_rule(
     rule: dict = Body(..., description="One rule: {name, when, set, split, effective_from, effective_to}."),
-    position: int | None = Query(None, ge=1, description="1-based position in the ordered list (first match wins). "
+    position: int | None = Query(None, ge=1, le=100_000, description="1-based position in the ordered list (first match wins). "
                                                          "Default: last."),
     note: str | None = NOTE,
     rt: Runtime = Depends(get_runtime),
@@ -108,7 +108,7 @@ def delete_rule(name: str = RULE_NAME, note: str | None = NOTE, rt: Runtime = De
 def get_versions(
     rt: Runtime = Depends(get_runtime),
     limit: int = Query(100, ge=1, le=1000, description="Maximum number of versions, newest first."),
-    offset: int = Query(0, ge=0, description="Versions to skip (paging)."),
+    offset: int = Query(0, ge=0, le=1_000_000_000, description="Versions to skip (paging)."),
 ) -> dict:
     """Versions: number, time, note, checksum, whether active, and the billing periods it re-allocated."""
     every = engine.list_versions(rt)
@@ -118,8 +118,8 @@ def get_versions(
 @router.get("/versions/diff", summary="What moved between two versions", dependencies=[FINANCE],
             responses=PROBLEM_RESPONSES)
 def get_diff(
-    from_: int = Query(..., alias="from", description="The earlier version number."),
-    to: int = Query(..., description="The later version number."),
+    from_: int = Query(..., alias="from", ge=0, le=2**31 - 1, description="The earlier version number."),
+    to: int = Query(..., ge=0, le=2**31 - 1, description="The later version number."),
     by: Literal["team", "cost_center", "service"] = Query("team", description="Dimension to total by."),
     metric: Literal["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"] = Query(
         "EffectiveCost", description="Cost metric to compare."),
@@ -136,7 +136,7 @@ def get_diff(
 
 @router.get("/explain", summary="Why a line or a group is allocated as it is", responses=PROBLEM_RESPONSES)
 def get_explain(
-    line_id: int | None = Query(None, description="One line (x_LineId): its parts, rule, version, the rule's "
+    line_id: int | None = Query(None, ge=0, le=2**63 - 1, description="One line (x_LineId): its parts, rule, version, the rule's "
                                                   "tests re-evaluated on the line, and the split computation."),
     team: str | None = Query(None, description="Group: parts allocated to this team."),
     service: str | None = Query(None, description="Group: parts allocated to this service dimension value."),

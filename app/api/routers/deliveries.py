@@ -25,7 +25,7 @@ def get_deliveries(
     ),
     billing_period: str | None = Query(None, description="Only this billing period (YYYY-MM).", examples=["2024-09"]),
     limit: int = Query(100, ge=1, le=10_000, description="Maximum number of deliveries, newest first."),
-    offset: int = Query(0, ge=0, description="Deliveries to skip (paging)."),
+    offset: int = Query(0, ge=0, le=1_000_000_000, description="Deliveries to skip (paging)."),
 ) -> dict:
     """Every attempt to load a billing period: files, raw row count and sums computed from the files, what landed,
     status, duration, error and what was tolerated in the input. `restatement` is set on a delivery of a month

@@ -72,7 +72,7 @@ def close_month(
 def closed_months(
     session: Session = Depends(db_session),
     limit: int = Query(100, ge=1, le=1000, description="Maximum number of months, newest first."),
-    offset: int = Query(0, ge=0, description="Months to skip (paging)."),
+    offset: int = Query(0, ge=0, le=1_000_000_000, description="Months to skip (paging)."),
 ) -> dict:
     total, page = finance.list_closed(session, limit, offset)
     return {"months": page, "total": total, "limit": limit, "offset": offset}

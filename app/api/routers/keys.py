@@ -46,7 +46,7 @@ class KeyPage(BaseModel):
 def list_keys(
     session: Session = Depends(db_session),
     limit: int = Query(100, ge=1, le=1000, description="Maximum number of keys, newest first."),
-    offset: int = Query(0, ge=0, description="Keys to skip (paging)."),
+    offset: int = Query(0, ge=0, le=1_000_000_000, description="Keys to skip (paging)."),
     revoked: bool = Query(True, description="Include revoked keys."),
 ) -> dict:
     """Keys with name, role, prefix and times (never the key or its digest)."""

@@ -17,7 +17,7 @@ from app.quality import list_checks, pending_alerts
 # Checks and alerts are about whole sources: admin and finance keys only.
 router = APIRouter(tags=["data quality"], dependencies=[FINANCE])
 LIMIT = Query(100, ge=1, le=1000, description="Maximum number of items.")
-OFFSET = Query(0, ge=0, description="Items to skip (paging).")
+OFFSET = Query(0, ge=0, le=1_000_000_000, description="Items to skip (paging).")
 
 
 @router.get("/data-quality", summary="Data-quality check results", responses=PROBLEM_RESPONSES)

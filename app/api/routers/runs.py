@@ -24,7 +24,7 @@ def get_runs(
         None, description="succeeded = loaded at least one delivery; nothing_new = every delivery unchanged or none "
                           "found; skipped = another run of the source held its lock (\"already running\")."),
     limit: int = Query(50, ge=1, le=1000, description="Maximum number of runs, newest first."),
-    offset: int = Query(0, ge=0, description="Runs to skip (paging)."),
+    offset: int = Query(0, ge=0, le=1_000_000_000, description="Runs to skip (paging)."),
 ) -> dict:
     """Every run of a source's ingest (scheduled, CLI or API): status and message, error, attempts, the deliveries
     loaded, unchanged and failed, raw and landed row counts and sums (decimal strings), duration, and the

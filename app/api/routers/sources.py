@@ -44,7 +44,7 @@ def _sync(request: Request) -> None:
 def list_sources(
     rt: Runtime = Depends(get_runtime),
     limit: int = Query(100, ge=1, le=1000, description="Maximum number of sources, by name."),
-    offset: int = Query(0, ge=0, description="Sources to skip (paging)."),
+    offset: int = Query(0, ge=0, le=1_000_000_000, description="Sources to skip (paging)."),
 ) -> dict:
     """Configured sources: provider, format, location, options and schedule (never credentials)."""
     every = sources_mod.list_all(rt)
