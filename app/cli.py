@@ -547,6 +547,9 @@ def rules_apply(
         for problem in exc.problems:
             err.print(f"[bold red]error:[/] {file}: {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    from app.rollups import refresh_rt
+
+    refresh_rt(rt)  # the daily rollups of the periods the new version re-allocated
     if output == "json":
         _print_json(result.to_json())
         return
@@ -863,6 +866,9 @@ def demo(
         applied = allocation.apply(rt, rules.read_text(), note=f"cloudtally demo ({rules.name})")
     except RulesInvalid as exc:
         fail(f"the demo allocation rules {rules}: {exc}")
+    from app.rollups import refresh_rt
+
+    refresh_rt(rt)
     out.print(f"allocation rules {rules.name}: version {applied.version} active "
               f"(`cloudtally rules show`, `cloudtally rules coverage`)", soft_wrap=True)
     month = demo_data.LAST_MONTH

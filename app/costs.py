@@ -228,11 +228,24 @@ def _is_allocation(key: str) -> bool:
 _PART_COLUMNS = ("ChargePeriodStart", "BillingCurrency", "ProviderName", "x_SourceId", *COST_METRICS)
 
 
-def _source(q: CostQuery, scope: Scope = None) -> str:
+def rollup_covers(q: CostQuery) -> bool:
+    """Whether the daily rollups (app.rollups) hold every dimension the query groups or filters on."""
+    from app.rollups import COVERED
+
+    return all(k in COVERED for k in (*q.group_by, *q.filters))
+
+
+def _source(q: CostQuery, scope: Scope = None, rollup: bool = False) -> str:
     """The table a query reads: the warehouse lines, or, when it groups or filters on an allocation dimension or
     runs under a team scope, the allocation parts (joined to their lines for FOCUS columns and tags). Parts sum to
     their line, so totals are the same either way."""
     keys = set(q.group_by) | set(q.filters)
+    if rollup:
+        from app.rollups import ROLLUP_TABLE
+
+        if scope is None and not any(_is_allocation(k) for k in keys):
+            return ROLLUP_TABLE
+        return f"(SELECT * FROM {ROLLUP_TABLE} WHERE allocated) AS parts"
     if scope is None and not any(_is_allocation(k) for k in keys):
         return COST_TABLE
     focus = sorted({k for k in keys if not _is_allocation(k) and not k.startswith("tag:")} - set(_PART_COLUMNS))
@@ -282,10 +295,20 @@ def _where(q: CostQuery, params: list, scope: Scope = None) -> str:
     return " AND ".join(clauses)
 
 
-def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None) -> CostResult:
+def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None,
+              rollups: bool | None = None) -> CostResult:
+    """rollups: None = read the daily rollups when they cover the query and are current, else the lines; True or
+    False force one path (tests compare them)."""
     check_scope(q, scope)
     q = resolve_window(con, q)
     check_range(q.start, q.end, q.granularity)
+    if rollups is None:
+        from app.rollups import fresh
+
+        rollups = rollup_covers(q) and fresh(con)
+    elif rollups and not rollup_covers(q):
+        raise ValueError("the rollups do not cover this query")
+    src = _source(q, scope, rollups)
     params: list = []
     # Tags[?] placeholders come first in the SELECT, so their parameters are bound before the WHERE's.
     group_exprs = [_key_sql(k, params) for k in q.group_by]
@@ -297,7 +320,7 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None)
     sql = (
         f"SELECT CAST(date_trunc('{trunc}', ChargePeriodStart) AS DATE) AS period{select_groups}, "
         f"BillingCurrency AS currency, sum({metric}) AS cost "
-        f"FROM {_source(q, scope)} WHERE {where} GROUP BY {group_positions} "
+        f"FROM {src} WHERE {where} GROUP BY {group_positions} "
         f"ORDER BY 1, cost DESC, {group_positions} LIMIT {q.limit + 1}"
     )
     fetched = con.execute(sql, params).fetchall()
@@ -314,7 +337,7 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None)
     totals = [
         {"currency": cur, "cost": cost if cost is not None else Decimal(0)}
         for cur, cost in con.execute(
-            f"SELECT BillingCurrency, sum({metric}) FROM {_source(q, scope)} WHERE {t_where} GROUP BY 1 ORDER BY 1",
+            f"SELECT BillingCurrency, sum({metric}) FROM {src} WHERE {t_where} GROUP BY 1 ORDER BY 1",
             t_params,
         ).fetchall()
     ]

@@ -39,7 +39,13 @@ NOT_AVAILABLE = "not available"
 
 # Later after-ingest steps, in order, by name: a callable (rt, source_name, periods) -> dict of details, or None
 # while the module that provides it does not exist yet (the run records the step as "not available").
-AFTER_INGEST_STEPS: dict[str, Callable | None] = {"rollups": None, "alerts": None}
+def _rollups(rt, source: str, periods: list) -> dict:
+    from app.rollups import after_ingest
+
+    return after_ingest(rt, source, periods)
+
+
+AFTER_INGEST_STEPS: dict[str, Callable | None] = {"rollups": _rollups, "alerts": None}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -32,7 +32,11 @@ def _current(rt: Runtime) -> tuple[int, dict]:
 
 
 def _apply(rt: Runtime, document: dict, note: str | None) -> dict:
-    return engine.apply(rt, document, note=note).to_json()
+    from app.rollups import refresh_rt
+
+    applied = engine.apply(rt, document, note=note).to_json()
+    refresh_rt(rt)  # the periods the new version re-allocated
+    return applied
 
 
 @router.get("/rules", summary="The active rule document", responses=PROBLEM_RESPONSES)
