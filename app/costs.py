@@ -153,7 +153,9 @@ def parse_query(
     metric: str | None = None,
     limit: int | None = None,
     allocation_dimensions: tuple[str, ...] = BUILTIN_DIMENSIONS,
+    limits: bool = False,
 ) -> CostQuery:
+    """limits: enforce the API's MAX_DAYS, MAX_GROUP_BY and MAX_FILTER_VALUES (the CLI, a local tool, does not)."""
     granularity = (granularity or "month").lower()
     if granularity not in GRANULARITIES:
         raise QueryError("granularity", f"{granularity!r} is not one of {', '.join(GRANULARITIES)}")
@@ -176,14 +178,14 @@ def parse_query(
                 raise QueryError("filter", f"{item!r} is not KEY=VALUE (e.g. ProviderName=AWS, tag:team=payments "
                                            f"or team=payments)")
         parsed_filters.setdefault(parse_key("filter", key, allocation_dimensions), []).append(value)
-    if len(groups) > MAX_GROUP_BY:
+    if limits and len(groups) > MAX_GROUP_BY:
         raise QueryError("group_by", f"{len(groups)} dimensions; at most {MAX_GROUP_BY} per query")
-    if sum(len(v) for v in parsed_filters.values()) > MAX_FILTER_VALUES:
+    if limits and sum(len(v) for v in parsed_filters.values()) > MAX_FILTER_VALUES:
         raise QueryError("filter", f"more than {MAX_FILTER_VALUES} filter values")
     start_d, end_d = parse_date("start", start), parse_date("end", end)
     if start_d and end_d and start_d >= end_d:
         raise QueryError("end", f"end ({end_d}) must be after start ({start_d}); end is exclusive")
-    if start_d and end_d:
+    if limits and start_d and end_d:
         check_range(start_d, end_d, granularity)
     if limit is not None and not (1 <= limit <= MAX_ROWS):
         raise QueryError("limit", f"must be between 1 and {MAX_ROWS}")
@@ -230,9 +232,9 @@ _PART_COLUMNS = ("ChargePeriodStart", "BillingCurrency", "ProviderName", "x_Sour
 
 def rollup_covers(q: CostQuery) -> bool:
     """Whether the daily rollups (app.rollups) hold every dimension the query groups or filters on."""
-    from app.rollups import COVERED
+    from app.rollups import table_for
 
-    return all(k in COVERED for k in (*q.group_by, *q.filters))
+    return table_for((*q.group_by, *q.filters)) is not None
 
 
 def _source(q: CostQuery, scope: Scope = None, rollup: bool = False) -> str:
@@ -241,11 +243,12 @@ def _source(q: CostQuery, scope: Scope = None, rollup: bool = False) -> str:
     their line, so totals are the same either way."""
     keys = set(q.group_by) | set(q.filters)
     if rollup:
-        from app.rollups import ROLLUP_TABLE
+        from app.rollups import table_for
 
+        table = table_for(keys)
         if scope is None and not any(_is_allocation(k) for k in keys):
-            return ROLLUP_TABLE
-        return f"(SELECT * FROM {ROLLUP_TABLE} WHERE allocated) AS parts"
+            return table
+        return f"(SELECT * FROM {table} WHERE allocated) AS parts"
     if scope is None and not any(_is_allocation(k) for k in keys):
         return COST_TABLE
     focus = sorted({k for k in keys if not _is_allocation(k) and not k.startswith("tag:")} - set(_PART_COLUMNS))
@@ -300,8 +303,7 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None,
     """rollups: None = read the daily rollups when they cover the query and are current, else the lines; True or
     False force one path (tests compare them)."""
     check_scope(q, scope)
-    q = resolve_window(con, q)
-    check_range(q.start, q.end, q.granularity)
+    q = resolve_window(con, q)  # a defaulted window is one month at most: within every limit
     if rollups is None:
         from app.rollups import fresh
 

@@ -23,9 +23,25 @@ from app.warehouse import COST_TABLE
 log = logging.getLogger(__name__)
 
 ROLLUP_TABLE = "cost_rollup_daily"
+NARROW_TABLE = "cost_rollup_alloc_daily"
 FOCUS_DIMENSIONS = ("ProviderName", "ServiceName", "SubAccountId", "RegionId", "ChargeCategory", "BillingCurrency")
 ALLOCATION_DIMENSIONS = ("team", "cost_center")
 COVERED = frozenset(FOCUS_DIMENSIONS + ALLOCATION_DIMENSIONS)
+NARROW = frozenset(("ProviderName", "BillingCurrency") + ALLOCATION_DIMENSIONS)
+
+
+class RollupMismatch(RuntimeError):
+    """A rebuilt period's rollup does not sum to its lines (a bug): the refresh is rolled back."""
+
+
+def table_for(keys) -> str | None:
+    """The smallest rollup holding every key, or None."""
+    keys = set(keys)
+    if keys <= NARROW:
+        return NARROW_TABLE
+    if keys <= COVERED:
+        return ROLLUP_TABLE
+    return None
 METRICS = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")
 
 
@@ -74,11 +90,22 @@ def refresh(con: duckdb.DuckDBPyConnection) -> dict:
     con.begin()
     try:
         for p in todo + gone:
-            con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE BillingPeriodStart = ?", [p])
+            for table in (ROLLUP_TABLE, NARROW_TABLE):
+                con.execute(f"DELETE FROM {table} WHERE BillingPeriodStart = ?", [p])
             con.execute("DELETE FROM rollup_periods WHERE BillingPeriodStart = ?", [p])
         sql = _insert_sql()
+        sums = ", ".join(f'sum("{m}")' for m in METRICS)
         for p in todo:
             con.execute(sql, [p])
+            con.execute(f"INSERT INTO {NARROW_TABLE} SELECT BillingPeriodStart, ChargePeriodStart, ProviderName, "
+                        f"BillingCurrency, allocated, team, cost_center, {sums}, sum(n) FROM {ROLLUP_TABLE} "
+                        f"WHERE BillingPeriodStart = ? GROUP BY ALL", [p])
+            # Both rollups must sum to the period's lines, per currency and metric, exactly.
+            check = [con.execute(f"SELECT BillingCurrency, {sums} FROM {t} WHERE BillingPeriodStart = ? "
+                                 f"GROUP BY 1 ORDER BY 1", [p]).fetchall()
+                     for t in (COST_TABLE, ROLLUP_TABLE, NARROW_TABLE)]
+            if not check[0] == check[1] == check[2]:
+                raise RollupMismatch(f"rollup of {p:%Y-%m} does not sum to its lines: {check}")
             con.execute("INSERT INTO rollup_periods VALUES (?, ?, ?)", [p, stamps.get(p), now])
         con.execute("UPDATE rollup_state SET data_version = ?", [version])
         con.commit()

@@ -132,3 +132,18 @@ def test_api_applies_refresh_the_rollups(world):
             "percent: 60", "percent: 55").replace("percent: 40", "percent: 45"))).status_code == 200
     with world.warehouse.connect(read_only=True) as con:
         assert rollups.fresh(con)
+
+
+def test_finance_totals_from_rollups_equal_lines(world):
+    from app.finance import monthly_totals
+
+    rollups.refresh_rt(world)
+    with world.warehouse.connect(read_only=True) as con, world.sessions() as session:
+        assert rollups.fresh(con)
+        for by in ("team", "cost_center", "provider"):
+            rolled = monthly_totals(con, session, "2026-05", by, rollups=True)
+            lines = monthly_totals(con, session, "2026-05", by, rollups=False)
+            assert (rolled.pop("source"), lines.pop("source")) == ("rollups", "lines")
+            assert rolled == lines and rolled["rows"], by
+            assert monthly_totals(con, session, "2026-05", by)["source"] == "rollups"
+        assert monthly_totals(con, session, "2026-05", "account")["source"] == "lines"

@@ -22,6 +22,23 @@ CREATE TABLE cost_rollup_daily (
     n BIGINT NOT NULL  -- parts and unallocated lines summed
 );
 
+-- The same, by allocation only (provider, currency, team, cost_center per day): what team dashboards and finance
+-- totals read; orders of magnitude smaller than the lines.
+CREATE TABLE cost_rollup_alloc_daily (
+    "BillingPeriodStart" TIMESTAMPTZ NOT NULL,
+    "ChargePeriodStart" TIMESTAMPTZ NOT NULL,
+    "ProviderName" VARCHAR,
+    "BillingCurrency" VARCHAR,
+    allocated BOOLEAN NOT NULL,
+    team VARCHAR,
+    cost_center VARCHAR,
+    "BilledCost" DECIMAL(38,18),
+    "EffectiveCost" DECIMAL(38,18),
+    "ListCost" DECIMAL(38,18),
+    "ContractedCost" DECIMAL(38,18),
+    n BIGINT NOT NULL
+);
+
 -- Per billing period: the allocation stamp (allocation_periods.allocated_at, NULL if the period had no allocation)
 -- the rollup was built from.
 CREATE TABLE rollup_periods (

@@ -78,7 +78,8 @@ def get_costs(
     A `team:<name>` key reads only the parts allocated to its team: grouping and filters narrow that, a `team`
     filter naming another team is a 403. Limits: 2 years with granularity=day, 10 years with month,
     4 group_by dimensions, 100 filter values (400 beyond)."""
-    q = parse_query(start, end, granularity, group_by, filter, metric, limit, active_document(rt)[1].dimensions)
+    q = parse_query(start, end, granularity, group_by, filter, metric, limit, active_document(rt)[1].dimensions,
+                    limits=True)
     result = run_query(con, q, team_scope)
     if format == "csv":
         return Response(result.to_csv(), media_type="text/csv; charset=utf-8",
