@@ -295,4 +295,6 @@ def upgrade(url: str) -> None:
         from pathlib import Path
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    # "heads": features that land side by side (budgets, alerts, recommendations) each branch from the revision
+    # they were built on; a later merge revision joins them, and every head is applied either way.
+    command.upgrade(alembic_config(url), "heads")

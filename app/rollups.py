@@ -67,7 +67,8 @@ def _insert_sql() -> str:
     dims = ", ".join(f'c."{d}"' for d in FOCUS_DIMENSIONS)
     metrics = ", ".join(f'sum(CASE WHEN a.x_LineId IS NULL THEN c."{m}" ELSE a."{m}" END)' for m in METRICS)
     return (
-        f"INSERT INTO {ROLLUP_TABLE} SELECT c.BillingPeriodStart, date_trunc('day', c.ChargePeriodStart), {dims}, "
+        f"INSERT INTO {ROLLUP_TABLE} SELECT c.BillingPeriodStart, date_trunc('day', c.ChargePeriodStart), "
+        f"CAST(date_trunc('day', c.ChargePeriodStart) AS DATE), {dims}, "
         f"a.x_LineId IS NOT NULL, a.team, a.cost_center, {metrics}, count(*) "
         f"FROM {COST_TABLE} c LEFT JOIN {ALLOCATION_TABLE} a ON a.x_LineId = c.x_LineId "
         f"AND a.BillingPeriodStart = c.BillingPeriodStart WHERE c.BillingPeriodStart = ? "
@@ -97,7 +98,7 @@ def refresh(con: duckdb.DuckDBPyConnection) -> dict:
         sums = ", ".join(f'sum("{m}")' for m in METRICS)
         for p in todo:
             con.execute(sql, [p])
-            con.execute(f"INSERT INTO {NARROW_TABLE} SELECT BillingPeriodStart, ChargePeriodStart, ProviderName, "
+            con.execute(f"INSERT INTO {NARROW_TABLE} SELECT BillingPeriodStart, ChargePeriodStart, day, ProviderName, "
                         f"BillingCurrency, allocated, team, cost_center, {sums}, sum(n) FROM {ROLLUP_TABLE} "
                         f"WHERE BillingPeriodStart = ? GROUP BY ALL", [p])
             # Both rollups must sum to the period's lines, per currency and metric, exactly.
