@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 from app import __version__
 from app.api import problems
 from app.api.auth import principal
-from app.api.routers import allocation, costs, deliveries, finance, health, keys, quality, runs, sources
+from app.api.routers import allocation, costs, deliveries, finance, health, keys, me, quality, runs, sources
 from app.runtime import Runtime
 
 DESCRIPTION = """
@@ -30,6 +30,7 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         rt.init()
+        rt.warehouse.keep_readers_open()  # requests reuse one open DuckDB instance (writers still get in)
         if scheduler:
             from app.scheduler import IngestScheduler
 
@@ -40,6 +41,7 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
         finally:
             if app.state.scheduler is not None:
                 app.state.scheduler.shutdown()
+            rt.warehouse.keep_readers_open(False)
             rt.close()
 
     app = FastAPI(title="CloudTally", version=__version__, description=DESCRIPTION, lifespan=lifespan)
@@ -49,6 +51,9 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
     app.include_router(health.router)
     authenticated = [Depends(principal)]  # every /v1 route: a valid key (roles are checked per route)
     for router in (costs.router, deliveries.router, allocation.router, sources.router, runs.router, quality.router,
-                   finance.router, keys.router):
+                   finance.router, keys.router, me.router):
         app.include_router(router, prefix="/v1", dependencies=authenticated)
+    from app import dashboard
+
+    dashboard.install(app)  # the web page at / (app/dashboard), built on the /v1 routes above
     return app
