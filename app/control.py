@@ -227,6 +227,17 @@ class AlertEvent(Base):
     details: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Added by the alerts module (migration 0006, app.alerts): identity (rule, scope, period, threshold) for "once,
+    # not a flood"; the team it concerns (None: finance-wide); open/resolved; how its deliveries ended.
+    identity: Mapped[str | None] = mapped_column(String(400), index=False)
+    team: Mapped[str | None] = mapped_column(String(200))
+    severity: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str | None] = mapped_column(String(20))
+    occurrences: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery_status: Mapped[str | None] = mapped_column(String(20))
 
 
 class ApiKey(Base):
