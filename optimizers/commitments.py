@@ -1,0 +1,460 @@
+"""Commitment discounts: utilization and coverage of what was bought, and what to buy next.
+
+Utilization and coverage (`utilization`) come straight from the FOCUS commitment columns, as DECIMAL sums in SQL:
+
+- per commitment (CommitmentDiscountId) and month of ChargePeriodStart: used cost (EffectiveCost of its `Used`
+  rows), unused cost (of its `Unused` rows: the waste), utilization = used / (used + unused), the amortized fee
+  (its Purchase rows' BilledCost prorated exactly to the month by their charge period: a daily fee, a monthly fee,
+  or an upfront payment spread over its whole term), and the identity gap used + unused - amortized fee, which is
+  0 whenever the provider amortizes (AWS, Azure). Net savings = ContractedCost of the covered usage (what it would
+  have cost on demand at your price) - used - unused.
+- per provider, currency and month: eligible usage (see rates.yaml), coverage = ContractedCost of covered eligible
+  usage / ContractedCost of all eligible usage (covered + on-demand), commitment cost (Used + Unused EffectiveCost,
+  plus Purchase rows that carry EffectiveCost: Google Cloud's export bills a CUD's fee without amortizing it and
+  without the commitment's id), unused cost, and the effective savings rate 1 - (on-demand eligible EffectiveCost +
+  commitment cost) / ListCost of eligible usage (FinOps' ESR; `commitment_savings_rate` is the same against
+  ContractedCost, i.e. not counting negotiated discounts).
+
+Purchase recommendations (`find`): the optimal hourly commitment is a newsvendor quantile.
+
+Let u_h >= 0 be the eligible usage that is still on demand in hour h = 1..N, in money at the price paid now. A
+commitment of c per hour buys usage at (1 - d) of that price (d: the discount; for upfront options the effective
+hourly rate including the amortized upfront), so it absorbs up to x = c / (1 - d) of on-demand-equivalent usage
+per hour and costs c every hour, used or not. The hour's cost is c + max(0, u_h - x), its saving against all on
+demand
+
+    s_h(x) = u_h - c - max(0, u_h - x) = min(u_h, x) - (1 - d) x,    S(x) = sum_h min(u_h, x) - N (1 - d) x.
+
+S is concave and piecewise linear with breakpoints at the u_h. Its right derivative is
+S'(x+) = #{h: u_h > x} - N (1 - d): raising x by a dollar gains a dollar in every hour whose usage exceeds x and
+pays 1 - d in every hour. S rises while more than N (1 - d) hours exceed x, i.e. while the empirical CDF
+F(x) = #{h: u_h <= x} / N is below d, and falls after. With u_(1) <= ... <= u_(N) sorted and k = ceil(N d):
+#{u_h > u_(k)} <= N - k <= N (1 - d), so S stops rising at u_(k), and for x < u_(k) fewer than k hours have
+u_h <= x, so more than N - k >= N (1 - d) exceed it (strictly more than N(1-d) unless N d is an integer, where
+S is flat between u_(k) and u_(k+1) and u_(k) is still optimal). Hence
+
+    x* = u_(ceil(N d)),  the d-quantile of hourly eligible usage;   c* = (1 - d) x*.
+
+It is the newsvendor's critical fractile: a dollar of usage left uncovered costs the missed discount d, a dollar
+of commitment left unused wastes 1 - d, so cover up to the level present in a share 1 - d of hours (the ratio
+d / (d + (1 - d)) = d). tests/test_commitments.py checks x* against a brute-force search (every breakpoint and a
+fine grid) to within 0.1%.
+
+Guard against stale data (Azure's rule): x* is computed on the long lookback (7, 30 or 60 days; default 30) and on
+the last 3 days, and the lower of the two is recommended, so a recent drop in usage is not committed to.
+
+Hourly data: the series is hourly where the bill is hourly. Where the bill is daily (a line's charge period is a
+day, as in the demo), each day's spend is spread evenly over its 24 hours: intraday peaks are invisible and the
+quantile is one of daily averages (the recommendation says so in its assumptions).
+
+Existing commitments: only usage still on demand (PricingCategory Standard) is counted, so the recommendation is
+for an additional commitment on top of what already covers usage, as AWS and Azure do. Spot (Dynamic) is never
+eligible. Discounts: observed in the bill where a commitment of the same kind covered usage in the lookback
+(d = 1 - EffectiveCost / ContractedCost of the covered usage: against ContractedCost, so negotiated discounts are
+not counted twice), else the rate table (rates.yaml, editable).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import yaml
+
+from app.allocation.compile import from_units, to_units
+from app.warehouse import COST_TABLE
+from optimizers import HOURS_PER_MONTH, Recommendation, jsonable, money
+
+RATES_FILE = Path(__file__).with_name("rates.yaml")
+LOOKBACKS = (7, 30, 60)  # days
+SHORT_LOOKBACK_HOURS = 72
+DEFAULT_LOOKBACK = 30
+CURVE = (-30, -20, -10, 0, 10, 20, 30)  # % of the recommended commitment
+RATIO = Decimal("0.0001")
+
+
+# -- the rate table ---------------------------------------------------------------------------------------------------
+def load_kinds(path: str | Path | None = None) -> list[dict]:
+    """The commitment kinds of the rate table: `path`, else CLOUDTALLY_COMMITMENT_RATES, else rates.yaml."""
+    path = Path(path or os.environ.get("CLOUDTALLY_COMMITMENT_RATES") or RATES_FILE)
+    doc = yaml.safe_load(path.read_text())
+    kinds = doc.get("kinds") if isinstance(doc, dict) else None
+    if not isinstance(kinds, list) or not kinds:
+        raise ValueError(f"{path}: no `kinds` list")
+    for i, k in enumerate(kinds):
+        for name in ("name", "provider", "eligible", "options", "default"):
+            if name not in k:
+                raise ValueError(f"{path}: kinds[{i}] lacks `{name}`")
+        for o in k["options"]:
+            d = Decimal(str(o["discount"]))
+            if not Decimal(0) < d < Decimal(1):
+                raise ValueError(f"{path}: kinds[{i}] ({k['name']}): discount {d} is not between 0 and 1")
+    return kinds
+
+
+def _lit(v: str) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def kind_case(kinds: list[dict]) -> str:
+    """SQL: the commitment kind a line is eligible for (the first matching), or NULL. Spot never is."""
+    whens = []
+    for k in kinds:
+        tests = [f'"ProviderName" = {_lit(k["provider"])}']
+        for column, values in k["eligible"].items():
+            tests.append(f'"{column}" IN ({", ".join(_lit(v) for v in values)})')
+        whens.append(f"WHEN {' AND '.join(tests)} THEN {_lit(k['name'])}")
+    return (f"CASE WHEN \"ChargeCategory\" <> 'Usage' OR coalesce(\"PricingCategory\", '') = 'Dynamic' THEN NULL "
+            f"{' '.join(whens)} END")
+
+
+# -- utilization and coverage ---------------------------------------------------------------------------------------
+def _month_bounds(start: str | None, end: str | None, con) -> tuple[datetime, datetime]:
+    """[start, end) as month starts; default the latest month with usage (one month when only one is given)."""
+    def shift(m: datetime, n: int) -> datetime:
+        y, mo = divmod(m.year * 12 + m.month - 1 + n, 12)
+        return m.replace(year=y, month=mo + 1)
+
+    if start is None and end is None:
+        hi = con.execute(f"SELECT max(\"ChargePeriodStart\") FROM {COST_TABLE} "
+                         "WHERE \"ChargeCategory\" = 'Usage'").fetchone()[0]
+        hi = hi or datetime.now(timezone.utc)
+        lo = hi.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return lo, shift(lo, 1)
+    lo = _parse_month(start) if start else shift(_parse_month(end), -1)
+    return lo, (_parse_month(end) if end else shift(lo, 1))
+
+
+def _parse_month(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m").replace(tzinfo=timezone.utc)
+
+
+def _ratio(num: Decimal | None, den: Decimal | None) -> str | None:
+    if num is None or not den:
+        return None
+    return format((Decimal(num) / Decimal(den)).quantize(RATIO, ROUND_HALF_UP), "f")
+
+
+def _prorated(amount: str, start: str, end: str, lo: str, hi: str) -> str:
+    """SQL: `amount` x overlap([start, end), [lo, hi)) / (end - start), rounded half up to 1e-18, exactly (integer
+    arithmetic on 1e-18 units and seconds; DuckDB's DECIMAL division is floating point and is never used)."""
+    ov = f"greatest(0, epoch(least({end}, {hi})) - epoch(greatest({start}, {lo})))"
+    length = f"greatest(1, epoch({end}) - epoch({start}))"
+    units = to_units(f"abs({amount})")
+    q = (f"((({units}) * CAST(2 * {ov} AS HUGEINT) + CAST({length} AS HUGEINT)) "
+         f"// (2 * CAST({length} AS HUGEINT)))")
+    return f"(sign({amount}) * {from_units(q)})"
+
+
+def utilization(con: duckdb.DuckDBPyConnection, start: str | None = None, end: str | None = None,
+                provider: str | None = None, kinds: list[dict] | None = None) -> dict:
+    """Per commitment and month, and per provider, currency and month, over the months [start, end) (YYYY-MM;
+    default: the latest month with data). Money as exact Decimals; ratios as 4-decimal strings."""
+    kinds = kinds or load_kinds()
+    lo, hi = _month_bounds(start, end, con)
+    pfilter = 'AND "ProviderName" = ?' if provider else ""
+    pargs = [provider] if provider else []
+    per_commitment = con.execute(f"""
+        WITH u AS (
+            SELECT "CommitmentDiscountId" AS id, "ProviderName" AS provider, "BillingCurrency" AS currency,
+                   date_trunc('month', "ChargePeriodStart") AS month,
+                   any_value("CommitmentDiscountName") AS name, any_value("CommitmentDiscountType") AS type,
+                   any_value("CommitmentDiscountCategory") AS category,
+                   coalesce(sum("EffectiveCost") FILTER (WHERE "CommitmentDiscountStatus" = 'Used'), 0) AS used,
+                   sum("EffectiveCost") FILTER (WHERE "CommitmentDiscountStatus" = 'Unused') AS unused,
+                   sum(coalesce("ContractedCost", "ListCost")) FILTER (WHERE "CommitmentDiscountStatus" = 'Used')
+                       AS covered_contracted,
+                   sum("ListCost") FILTER (WHERE "CommitmentDiscountStatus" = 'Used') AS covered_list,
+                   sum("CommitmentDiscountQuantity") FILTER (WHERE "CommitmentDiscountStatus" = 'Used') AS used_qty,
+                   sum("CommitmentDiscountQuantity") FILTER (WHERE "CommitmentDiscountStatus" = 'Unused')
+                       AS unused_qty,
+                   any_value("CommitmentDiscountUnit") AS unit
+            FROM {COST_TABLE}
+            WHERE "ChargeCategory" = 'Usage' AND "CommitmentDiscountId" IS NOT NULL
+              AND "ChargePeriodStart" >= ? AND "ChargePeriodStart" < ? {pfilter}
+            GROUP BY ALL
+        ), p AS (
+            SELECT u.id, u.month,
+                   sum({_prorated('c."BilledCost"', 'c."ChargePeriodStart"', 'c."ChargePeriodEnd"', 'u.month',
+                                  "u.month + INTERVAL 1 MONTH")}) AS fee
+            FROM (SELECT DISTINCT id, month FROM u) u
+            JOIN {COST_TABLE} c ON c."CommitmentDiscountId" = u.id AND c."ChargeCategory" = 'Purchase'
+             AND c."ChargePeriodStart" < u.month + INTERVAL 1 MONTH AND c."ChargePeriodEnd" > u.month
+            GROUP BY ALL
+        )
+        SELECT u.*, p.fee FROM u LEFT JOIN p USING (id, month) ORDER BY provider, id, month
+    """, [lo, hi, *pargs]).fetchall()
+    commitments = []
+    for (cid, prov, cur, month, name, ctype, category, used, unused, covered_c, covered_l, used_q, unused_q, unit,
+         fee) in per_commitment:
+        unlinked = fee is None and unused is None
+        total = used + (unused or 0)
+        row = {
+            "commitment_id": cid, "name": name, "type": ctype, "category": category, "provider": prov,
+            "currency": cur, "month": month.strftime("%Y-%m"), "used_cost": used, "unused_cost": unused or Decimal(0),
+            "amortized_fee": fee, "identity_gap": None if fee is None else total - fee,
+            "utilization": None if unlinked else _ratio(used, total),
+            "quantity_utilization": _ratio(used_q, (used_q or 0) + (unused_q or 0)) if used_q is not None else None,
+            "commitment_unit": unit, "covered_contracted_cost": covered_c, "covered_list_cost": covered_l,
+            "net_savings": None if unlinked or covered_c is None else covered_c - total,
+        }
+        if unlinked:
+            row["note"] = ("the bill carries no Unused rows and no fee with this commitment's id (Google Cloud's "
+                           "export): its utilization and savings are only known per provider")
+        commitments.append(row)
+    case = kind_case(kinds)
+    per_provider = con.execute(f"""
+        WITH lines AS (
+            SELECT "ProviderName" AS provider, "BillingCurrency" AS currency,
+                   date_trunc('month', "ChargePeriodStart") AS month, {case} AS kind, *
+            FROM {COST_TABLE}
+            WHERE "ChargePeriodStart" >= ? AND "ChargePeriodStart" < ? {pfilter}
+        )
+        SELECT provider, currency, month,
+               sum(coalesce("ContractedCost", "ListCost")) FILTER (WHERE kind IS NOT NULL
+                   AND "CommitmentDiscountStatus" = 'Used') AS covered,
+               sum(coalesce("ContractedCost", "ListCost")) FILTER (WHERE kind IS NOT NULL
+                   AND coalesce("CommitmentDiscountStatus", '') <> 'Unused') AS eligible_contracted,
+               sum("ListCost") FILTER (WHERE kind IS NOT NULL
+                   AND coalesce("CommitmentDiscountStatus", '') <> 'Unused') AS eligible_list,
+               sum("EffectiveCost") FILTER (WHERE kind IS NOT NULL AND "CommitmentDiscountId" IS NULL)
+                   AS eligible_on_demand,
+               coalesce(sum("EffectiveCost") FILTER (WHERE "ChargeCategory" = 'Usage'
+                   AND "CommitmentDiscountId" IS NOT NULL), 0)
+                 + coalesce(sum("EffectiveCost") FILTER (WHERE "ChargeCategory" = 'Purchase'
+                   AND ("CommitmentDiscountId" IS NOT NULL OR "ChargeDescription" ILIKE '%commitment%')), 0)
+                   AS commitment_cost,
+               coalesce(sum("EffectiveCost") FILTER (WHERE "CommitmentDiscountStatus" = 'Unused'), 0) AS unused
+        FROM lines GROUP BY ALL HAVING eligible_contracted IS NOT NULL OR commitment_cost <> 0
+        ORDER BY provider, currency, month
+    """, [lo, hi, *pargs]).fetchall()
+    providers = []
+    for prov, cur, month, covered, elig_c, elig_l, on_demand, ccost, unused in per_provider:
+        spent = (on_demand or 0) + ccost
+        providers.append({
+            "provider": prov, "currency": cur, "month": month.strftime("%Y-%m"),
+            "eligible_contracted_cost": elig_c or Decimal(0), "covered_contracted_cost": covered or Decimal(0),
+            "eligible_on_demand_cost": on_demand or Decimal(0), "commitment_cost": ccost, "unused_cost": unused,
+            "coverage": _ratio(covered or 0, elig_c),
+            "effective_savings_rate": _ratio(elig_l - spent, elig_l) if elig_l else None,
+            "commitment_savings_rate": _ratio(elig_c - spent, elig_c) if elig_c else None,
+        })
+    return {"start": lo.strftime("%Y-%m"), "end": hi.strftime("%Y-%m"), "commitments": commitments,
+            "providers": providers}
+
+
+# -- the newsvendor ---------------------------------------------------------------------------------------------------
+def optimal_usage_level(u: np.ndarray, d: float) -> float:
+    """x* = u_(ceil(N d)): the d-quantile of hourly usage (module docstring), the on-demand-equivalent level the
+    optimal commitment absorbs per hour. 0 for no data."""
+    n = len(u)
+    if n == 0 or d <= 0:
+        return 0.0
+    k = max(1, math.ceil(n * d - 1e-9))
+    return float(np.partition(u, k - 1)[k - 1])
+
+
+def savings(u: np.ndarray, x: float, d: float) -> float:
+    """S(x) = sum_h min(u_h, x) - N (1 - d) x: money saved over the series by absorbing x per hour."""
+    return float(np.minimum(u, x).sum() - len(u) * (1 - d) * x)
+
+
+@dataclass
+class Plan:
+    level: float  # x: on-demand-equivalent usage absorbed per hour
+    commitment: float  # c = (1 - d) x, per hour
+    savings: float  # over the series
+    utilization: float | None
+    coverage: float | None
+
+    @classmethod
+    def at(cls, u: np.ndarray, x: float, d: float) -> Plan:
+        absorbed = float(np.minimum(u, x).sum())
+        total = float(u.sum())
+        return cls(x, (1 - d) * x, savings(u, x, d), absorbed / (len(u) * x) if x > 0 and len(u) else None,
+                   absorbed / total if total > 0 else None)
+
+
+def recommend_level(u: np.ndarray, d: float, short_hours: int = SHORT_LOOKBACK_HOURS) -> tuple[float, float, float]:
+    """(recommended x, long-lookback x*, short-lookback x*): the lower of the two optima."""
+    long_x = optimal_usage_level(u, d)
+    short_x = optimal_usage_level(u[-short_hours:], d) if len(u) else 0.0
+    return min(long_x, short_x), long_x, short_x
+
+
+# -- reading the series -----------------------------------------------------------------------------------------------
+def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
+    """Per (kind, provider, account, currency, region): the on-demand eligible spend as {hour offset: money} over
+    the last `days` days of each provider's data, with the window; plus observed discounts and exact sums."""
+    case = kind_case(kinds)
+    bounds = {p: (lo, hi) for p, lo, hi in con.execute(
+        f"SELECT \"ProviderName\", min(\"ChargePeriodStart\"), max(\"ChargePeriodEnd\") FROM {COST_TABLE} "
+        "WHERE \"ChargeCategory\" = 'Usage' GROUP BY 1").fetchall()}
+    rows = con.execute(f"""
+        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({_lit(p)}, CAST({_lit(hi.isoformat())} AS TIMESTAMPTZ))'
+                                                       for p, (lo, hi) in bounds.items()) or "(NULL, NULL)"})
+                   b(provider, hi))
+        SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "RegionId", "ChargePeriodStart",
+               "ChargePeriodEnd", sum("EffectiveCost")
+        FROM (SELECT {case} AS kind, * FROM {COST_TABLE}) c JOIN b ON b.provider = c."ProviderName"
+        WHERE kind IS NOT NULL AND "PricingCategory" = 'Standard' AND "CommitmentDiscountId" IS NULL
+          AND "ChargePeriodStart" >= b.hi - INTERVAL {int(days)} DAY
+        GROUP BY ALL
+    """).fetchall()
+    observed = con.execute(f"""
+        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({_lit(p)}, CAST({_lit(hi.isoformat())} AS TIMESTAMPTZ))'
+                                                       for p, (lo, hi) in bounds.items()) or "(NULL, NULL)"})
+                   b(provider, hi))
+        SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "CommitmentDiscountType",
+               sum("EffectiveCost"), sum(coalesce("ContractedCost", "ListCost"))
+        FROM (SELECT {case} AS kind, * FROM {COST_TABLE}) c JOIN b ON b.provider = c."ProviderName"
+        WHERE kind IS NOT NULL AND "CommitmentDiscountStatus" = 'Used'
+          AND "ChargePeriodStart" >= b.hi - INTERVAL {int(days)} DAY
+        GROUP BY ALL
+    """).fetchall()
+    return bounds, rows, observed
+
+
+def _option_discounts(kind: dict, observed: Decimal | None) -> list[dict]:
+    """The kind's options with their discount: the table's, or scaled so the default option gets the observed one
+    (each option keeps the table's price ratio to the default)."""
+    default = next((o for o in kind["options"] if o["term"] == kind["default"]["term"]
+                    and o["payment"] == kind["default"]["payment"]), kind["options"][0])
+    out = []
+    for o in kind["options"]:
+        d = Decimal(str(o["discount"]))
+        if observed is not None:
+            d = 1 - (1 - d) * (1 - observed) / (1 - Decimal(str(default["discount"])))
+        out.append({**o, "discount": d, "is_default": o is default})
+    return out
+
+
+def _years(term: str) -> int:
+    return 3 if term.strip().startswith("3") else 1
+
+
+def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
+    kinds = load_kinds(config.get("rates"))
+    by_name = {k["name"]: k for k in kinds}
+    lookback = int(config.get("lookback_days", DEFAULT_LOOKBACK))
+    days = max(max(LOOKBACKS), lookback)
+    bounds, rows, observed_rows = _series(con, kinds, days)
+    observed: dict[tuple, list[Decimal]] = {}
+    for kind, prov, acct, cur, ctype, eff, contracted in observed_rows:
+        if ctype in by_name[kind].get("commitment_types", []) and contracted:
+            acc = observed.setdefault((kind, prov, acct, cur), [Decimal(0), Decimal(0)])
+            acc[0] += eff
+            acc[1] += contracted
+    groups: dict[tuple, list] = {}
+    for kind, prov, acct, cur, region, start, end, cost in rows:
+        key = (kind, prov, acct, cur, region if "RegionId" in by_name[kind].get("scope_by", []) else None)
+        groups.setdefault(key, []).append((start, end, cost))
+    out = []
+    for (kind_name, prov, acct, cur, region), lines in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        kind = by_name[kind_name]
+        first, hi = bounds[prov]
+        w0 = max(hi - timedelta(days=days), first.replace(minute=0, second=0, microsecond=0))
+        n = int((hi - w0).total_seconds() // 3600)
+        u = np.zeros(n)
+        daily = True
+        exact_total = Decimal(0)
+        for start, end, cost in lines:
+            a = int((start - w0).total_seconds() // 3600)
+            h = max(1, int((end - start).total_seconds() // 3600))
+            daily &= h >= 24
+            lo_i, hi_i = max(a, 0), min(a + h, n)
+            if hi_i > lo_i:
+                u[lo_i:hi_i] += float(cost) / h
+            exact_total += cost
+        obs = observed.get((kind_name, prov, acct, cur))
+        d_obs = None
+        if obs and obs[1] > 0:
+            d = 1 - obs[0] / obs[1]
+            if Decimal("0.01") < d < Decimal("0.9"):
+                d_obs = d
+        options = _option_discounts(kind, d_obs)
+        results = {}
+        for opt in options:
+            d = float(opt["discount"])
+            windows = {}
+            for L in sorted(set(LOOKBACKS) | {lookback}):
+                uw = u[-min(n, L * 24):]
+                x, long_x, short_x = recommend_level(uw, d)
+                plan = Plan.at(uw, x, d)
+                windows[L] = (uw, plan, long_x, short_x)
+            results[(opt["term"], opt["payment"])] = (opt, windows)
+        default = next(r for r in results.values() if r[0]["is_default"])
+        opt, windows = default
+        uw, plan, long_x, short_x = windows[lookback]
+        d = float(opt["discount"])
+        if plan.commitment <= 0 or plan.savings <= 0:
+            continue
+        hours = len(uw)
+        monthly_savings = money(plan.savings / hours * float(HOURS_PER_MONTH))
+        commitment = Decimal(repr(plan.commitment)).quantize(Decimal("0.001"), ROUND_HALF_UP)
+        upfront = Decimal(str(opt.get("upfront", 0)))
+        years = _years(opt["term"])
+        upfront_cost = money(commitment * upfront * HOURS_PER_MONTH * 12 * years)
+        absorbed_monthly = Decimal(repr(float(np.minimum(uw, plan.level).sum()) / hours)) * HOURS_PER_MONTH
+        recurring_monthly = commitment * (1 - upfront) * HOURS_PER_MONTH
+        benefit = absorbed_monthly - recurring_monthly
+        break_even = (Decimal(0) if upfront_cost == 0 else
+                      (upfront_cost / benefit).quantize(Decimal("0.1"), ROUND_HALF_UP) if benefit > 0 else None)
+        window_on_demand = sum((c for s, e, c in lines if s >= hi - timedelta(hours=hours)), Decimal(0))
+        curve = [{"change_percent": p, "hourly_commitment": Decimal(repr((1 - d) * plan.level * (1 + p / 100)))
+                  .quantize(Decimal("0.001"), ROUND_HALF_UP),
+                  "monthly_savings": money(savings(uw, plan.level * (1 + p / 100), d) / hours
+                                           * float(HOURS_PER_MONTH))} for p in CURVE]
+        evidence = {
+            "kind": kind_name, "label": kind.get("label", kind_name), "lookback_days": lookback,
+            "window": {"start": hi - timedelta(hours=hours), "end": hi, "hours": hours},
+            "granularity": "daily" if daily else "hourly",
+            "eligible_on_demand_cost": window_on_demand,
+            "eligible_on_demand_monthly": money(window_on_demand * HOURS_PER_MONTH / hours),
+            "discount": Decimal(repr(d)).quantize(RATIO, ROUND_HALF_UP),
+            "discount_source": "observed" if d_obs is not None else "rate table",
+            "observed_discount": None if d_obs is None else d_obs.quantize(RATIO, ROUND_HALF_UP),
+            "long_lookback_level": money(long_x), "short_lookback_level": money(short_x),
+            "guard": "short (3-day) lookback" if short_x < long_x else "long lookback",
+            "hourly_commitment": commitment, "term": opt["term"], "payment_option": opt["payment"],
+            "upfront_cost": upfront_cost, "expected_utilization": round(plan.utilization or 0, 4),
+            "expected_coverage": round(plan.coverage or 0, 4), "break_even_months": break_even,
+            "savings_curve": curve,
+            "lookbacks": {str(L): {"hourly_commitment": Decimal(repr(p.commitment)).quantize(Decimal("0.001")),
+                                   "monthly_savings": money(p.savings / len(w) * float(HOURS_PER_MONTH)),
+                                   "expected_utilization": round(p.utilization or 0, 4)}
+                          for L, (w, p, _, _) in windows.items()},
+            "options": [{"term": o["term"], "payment_option": o["payment"],
+                         "discount": o["discount"].quantize(RATIO, ROUND_HALF_UP),
+                         "hourly_commitment": Decimal(repr(w[lookback][1].commitment)).quantize(Decimal("0.001")),
+                         "monthly_savings": money(w[lookback][1].savings / len(w[lookback][0])
+                                                  * float(HOURS_PER_MONTH))}
+                        for o, w in results.values()],
+        }
+        assumptions = [
+            "Only usage still on demand is counted: the commitment is in addition to those that already cover usage.",
+            f"Optimal commitment = (1 - d) x the d-quantile of hourly eligible on-demand spend over {lookback} "
+            "days, lowered to the last 3 days' optimum when that is lower (stale-data guard).",
+            "Savings replay the lookback: they assume usage continues as it was (no forecast).",
+        ]
+        if daily:
+            assumptions.append("The bill is daily: each day's spend is spread evenly over its 24 hours, so intraday "
+                               "peaks are invisible and the quantile is one of daily averages.")
+        assumptions.append("Discount observed in the bill: 1 - EffectiveCost / ContractedCost of usage covered by "
+                           "existing commitments of this kind." if d_obs is not None else
+                           "Discount from the rate table (optimizers/rates.yaml or CLOUDTALLY_COMMITMENT_RATES): "
+                           "typical public figures, not your price sheet.")
+        scope = f"{prov}/{acct}/{cur}" + (f"/{region}" if region else "")
+        out.append(Recommendation(
+            kind="commitment_purchase", category="commitment", key=f"commitment_purchase|{kind_name}|{scope}",
+            provider=prov, currency=cur, billing_account_id=acct, region=region,
+            action=f"Buy a {kind.get('label', kind_name)} ({opt['term']}, {opt['payment']}) of {commitment} "
+                   f"{cur}/hour" + (f" in {region}" if region else ""),
+            monthly_savings=monthly_savings, monthly_cost=evidence["eligible_on_demand_monthly"],
+            data_through=(hi - timedelta(seconds=1)).date(), evidence=jsonable(evidence), assumptions=assumptions))
+    return out
