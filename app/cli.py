@@ -826,7 +826,8 @@ def demo(
 ) -> None:
     """Generate a realistic 3-cloud dataset (seeded: AWS as a CUR 2.0 export, Azure as a FocusCost export, GCP as
     Cloud Billing export rows), ingest it through the real connectors, apply the sample allocation rules
-    (app/demo/rules.yaml), print last month by provider and by team, then serve the API."""
+    (app/demo/rules.yaml), print last month by provider and by team, then serve the API and the dashboard (its
+    URL is printed)."""
     from app import demo as demo_data
     from app import sources
     from app.costs import cents_str, parse_query, run_query
@@ -888,7 +889,9 @@ def demo(
         import uvicorn
 
         from app.api import create_app
+        from app.dashboard import url as dashboard_url
 
+        out.print(f"dashboard: {dashboard_url(host, port)}", highlight=False, soft_wrap=True)
         out.print(f"API on http://{host}:{port}  (try /v1/costs?group_by=ServiceName, docs at /docs)")
         # The demo's own server runs without keys (CLOUDTALLY_AUTH=disabled for this process only).
         os.environ["CLOUDTALLY_AUTH"] = "disabled"

@@ -9,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 from app import control
 from app.settings import Settings, get_settings
-from app.warehouse import Warehouse
+from app.warehouse import Resources, Warehouse
 
 
 @dataclass
@@ -22,8 +22,11 @@ class Runtime:
 
     @cached_property
     def warehouse(self) -> Warehouse:
+        s = self.settings
         return Warehouse(
-            self.settings.resolved_warehouse_path, self.settings.warehouse_lock_timeout, self.settings.warehouse_memory_limit
+            s.resolved_warehouse_path, s.warehouse_lock_timeout, s.warehouse_memory_limit,
+            Resources(threads=s.warehouse_threads, temp_directory=s.warehouse_temp_directory,
+                      max_temp_size=s.warehouse_max_temp_size),
         )
 
     @cached_property

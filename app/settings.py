@@ -24,10 +24,28 @@ class Settings(BaseSettings):
     warehouse_path: Path | None = Field(None, description="DuckDB file. Default: <data_dir>/warehouse.duckdb.")
     log_level: str = Field("INFO", description="Python logging level.")
     warehouse_memory_limit: str | None = Field(
-        "1500MB",
-        description="DuckDB memory_limit for warehouse work (e.g. 1GB, 4GB); DuckDB spills to disk beyond it. "
-        "1500MB keeps a 10M-line ingest under 2 GB of RSS; AWS CUR rows (about 50 columns) need more than 1GB "
-        "with two threads (bench/RESULTS.md).",
+        default_factory=lambda: default_memory_limit(),
+        description="DuckDB memory_limit for warehouse work (e.g. 1GB, 4GB, or 'none' for DuckDB's own default of "
+        "80% of RAM); DuckDB spills to the temp directory beyond it. Default: a quarter of the machine's memory "
+        "(physical RAM or the cgroup limit, whichever is lower), at least 512MB and at most 2GB, so a 100M-line "
+        "month stays within 4 GB of RSS beside the API; AWS CUR rows (about 50 columns) need more than 1GB with "
+        "two threads (bench/RESULTS.md).",
+    )
+    warehouse_threads: int | None = Field(
+        default_factory=lambda: default_threads(), ge=1,
+        description="DuckDB threads for warehouse work. Default: the CPUs this process may use (CPU affinity and "
+        "the cgroup CPU quota, whichever is lower).",
+    )
+    warehouse_temp_directory: Path | None = Field(
+        None,
+        description="Where DuckDB spills intermediate results that exceed the memory limit (large joins, sorts, "
+        "aggregates of an ingest, allocation or rollup). Default: `<warehouse file>.tmp` beside the warehouse. Put "
+        "it on a fast local disk with room for a few times the largest month's Parquet size.",
+    )
+    warehouse_max_temp_size: str | None = Field(
+        None,
+        description="Upper bound of the spill files (DuckDB max_temp_directory_size, e.g. 50GB); work that needs "
+        "more fails instead of filling the disk. Default: DuckDB's own (90% of the free disk space).",
     )
     download_concurrency: int = Field(4, description="Raw files fetched at once from object storage.")
     warehouse_lock_timeout: float = Field(
@@ -77,6 +95,47 @@ class Settings(BaseSettings):
     def raw_dir(self) -> Path:
         """Where connectors keep the files they fetched from remote locations."""
         return self.data_dir / "raw"
+
+
+def _cgroup_value(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().split()
+    except OSError:
+        return None
+    return int(text[0]) if text and text[0].isdigit() else None
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory, or the cgroup (v2 or v1) memory limit when that is lower."""
+    import os
+
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        limit = _cgroup_value(path)
+        if limit and limit < total:
+            total = limit
+    return total
+
+
+def default_memory_limit() -> str:
+    """A quarter of the machine's memory, clamped to [512MB, 2GB] (see Settings.warehouse_memory_limit)."""
+    mb = machine_memory_bytes() // 4 // 2**20
+    return f"{max(512, min(2048, mb))}MB"
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on, lowered to the cgroup v2 CPU quota (cpu.max) when there is one."""
+    import math
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
 
 
 def get_settings() -> Settings:

@@ -101,23 +101,56 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(out)
 
 
-def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None) -> None:
+def configure(
+    con: duckdb.DuckDBPyConnection,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    temp_directory: Path | str | None = None,
+    max_temp_size: str | None = None,
+) -> None:
     """Session settings every warehouse connection needs: all timestamps are UTC; progress is tracked (for our own
-    bars) but DuckDB never prints its bar into the CLI's output."""
+    bars) but DuckDB never prints its bar into the CLI's output; the resource bounds (memory limit, threads, where
+    and how much to spill). The bounds are the database instance's, shared by every connection to the same file in
+    this process; the temp directory is only set when it differs (DuckDB refuses to move one in use)."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = true")
     con.execute("SET enable_progress_bar_print = false")
-    if memory_limit:
-        if not MEMORY_SIZE.match(memory_limit):
-            raise ValueError(f"memory limit {memory_limit!r} is not a size such as 1GB or 512MB")
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+    if memory_limit and memory_limit.strip().lower() != "none":
+        con.execute(f"SET memory_limit = '{_size(memory_limit, 'memory limit')}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if max_temp_size and max_temp_size.strip().lower() != "none":
+        con.execute(f"SET max_temp_directory_size = '{_size(max_temp_size, 'temp size')}'")
+    if temp_directory:
+        wanted = str(Path(temp_directory).resolve())
+        current = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        if current != wanted:
+            con.execute("SET temp_directory = ?", [wanted])
+
+
+def _size(value: str, what: str) -> str:
+    if not MEMORY_SIZE.match(value.strip()):
+        raise ValueError(f"{what} {value!r} is not a size such as 1GB or 512MB")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The bounds of the warehouse's DuckDB instance (app.settings: CLOUDTALLY_WAREHOUSE_*)."""
+
+    memory_limit: str | None = None
+    threads: int | None = None
+    temp_directory: Path | None = None
+    max_temp_size: str | None = None
 
 
 class Warehouse:
-    def __init__(self, path: Path, lock_timeout: float = 30.0, memory_limit: str | None = None):
+    def __init__(self, path: Path, lock_timeout: float = 30.0, memory_limit: str | None = None,
+                 resources: Resources | None = None):
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self.memory_limit = memory_limit
+        self.resources = resources or Resources()
 
     @contextmanager
     def connect(self, read_only: bool = False, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -142,7 +175,8 @@ class Warehouse:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:
-            configure(con, self.memory_limit)
+            r = self.resources
+            configure(con, self.memory_limit, r.threads, r.temp_directory, r.max_temp_size)
             yield con
         finally:
             con.close()

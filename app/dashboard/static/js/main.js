@@ -36,7 +36,7 @@ function writeHash(view, state) {
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const who = document.getElementById("who");
-const ctx = { me: null, latest: null };
+const ctx = { me: null, latestMonth: null }; // latestMonth(): a promise of "YYYY-MM-01"
 
 function askForKey(message) {
   nav.replaceChildren();
@@ -111,8 +111,10 @@ async function start() {
     return;
   }
   renderShell();
-  // The latest month with data (the API's default window), for views that compare months.
-  ctx.latest = (await api("/costs", { limit: 1 })).query.start;
+  // The latest month with data (the API's default window), for views that compare months: asked for only when
+  // such a view needs it, so it never delays (or competes with) the first chart's own query.
+  let latest = null;
+  ctx.latestMonth = () => (latest ||= api("/costs", { limit: 1 }).then((b) => b.query.start));
   window.removeEventListener("hashchange", route);
   window.addEventListener("hashchange", route);
   await route();

@@ -73,7 +73,7 @@ export function table({ caption, columns, rows, numeric = [], id }) {
 }
 
 export function problemBox(err, what) {
-  const text = err.status === 403 ? `This key may not read ${what}.` : `${what}: ${err.message}`;
+  const text = err.status === 403 ? `This key may not read ${what}: ${err.message}` : `${what}: ${err.message}`;
   return h("p", { class: "problem", role: "alert" }, text);
 }
 

@@ -33,10 +33,11 @@ export async function render(root, state, setState, ctx) {
   panel.dataset.state = "ready";
 
   // What is unallocated, by provider and account, in the latest month.
+  const latest = await ctx.latestMonth();
   const id2 = nextId("h");
-  const un = h("section", { class: "panel unallocated", "aria-labelledby": id2 }, h("h2", { id: id2 }, `Unallocated cost in ${ctx.latest.slice(0, 7)}, by account`));
+  const un = h("section", { class: "panel unallocated", "aria-labelledby": id2 }, h("h2", { id: id2 }, `Unallocated cost in ${latest.slice(0, 7)}, by account`));
   root.append(un);
-  const q = { start: ctx.latest, end: addMonths(ctx.latest, 1), group_by: ["ProviderName", "SubAccountId"], filter: ["team=unallocated"], metric: "EffectiveCost" };
+  const q = { start: latest, end: addMonths(latest, 1), group_by: ["ProviderName", "SubAccountId"], filter: ["team=unallocated"], metric: "EffectiveCost" };
   let res;
   try {
     res = await api("/costs", q);

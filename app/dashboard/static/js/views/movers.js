@@ -22,7 +22,7 @@ export function previousWindow(start, end) {
 }
 
 export async function moversPanel(root, state, setState, ctx, { fixed = {}, title = "Top movers vs the previous period", csvName = "movers.csv" } = {}) {
-  const start = state.start || ctx.latest;
+  const start = state.start || await ctx.latestMonth();
   const end = state.end || addMonths(start, 1);
   const prev = previousWindow(start, end);
   const groupBy = state.group_by?.length ? state.group_by : ["ServiceName"];

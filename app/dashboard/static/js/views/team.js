@@ -7,7 +7,8 @@ import { moversPanel } from "./movers.js";
 
 async function teams(ctx) {
   if (ctx.me.team) return [ctx.me.team];
-  const body = await api("/costs", { start: addMonths(ctx.latest, -2), end: addMonths(ctx.latest, 1), group_by: ["team"] });
+  const latest = await ctx.latestMonth();
+  const body = await api("/costs", { start: addMonths(latest, -2), end: addMonths(latest, 1), group_by: ["team"] });
   return [...new Set(body.rows.map((r) => r.team).filter(Boolean))].sort();
 }
 
