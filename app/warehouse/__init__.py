@@ -11,8 +11,9 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -144,6 +145,9 @@ class Resources:
     max_temp_size: str | None = None
 
 
+PIN_IDLE_S = 2.0  # a pinned reader instance is let go after this long without reads
+
+
 class Warehouse:
     def __init__(self, path: Path, lock_timeout: float = 30.0, memory_limit: str | None = None,
                  resources: Resources | None = None):
@@ -151,6 +155,64 @@ class Warehouse:
         self.lock_timeout = lock_timeout
         self.memory_limit = memory_limit
         self.resources = resources or Resources()
+        # Reader pinning (keep_readers_open(), used by the API server): opening the DuckDB file costs tens of ms
+        # (catalog, WAL), a connection to an instance already open in this process well under 1 ms. While pinned,
+        # one read-only connection stays open so every request's connect() reuses the instance. Writers announce
+        # themselves with an intent file beside the warehouse (this process or another one: `cloudtally ingest`
+        # while `serve` runs); a pinned reader that sees it lets go of the file and waits until the writer is done.
+        self._pin_enabled = False
+        self._pin: duckdb.DuckDBPyConnection | None = None
+        self._pin_lock = threading.Lock()
+        self._pin_watcher: threading.Thread | None = None
+        self._last_read = 0.0
+
+    def keep_readers_open(self, enabled: bool = True) -> None:
+        """Pin a read-only instance while serving (see __init__); disabling releases it. A watcher thread lets go
+        of the file within ~0.1 s of a writer's announcement (another process needs no request here to get in)
+        and after PIN_IDLE_S without reads."""
+        self._pin_enabled = enabled
+        if not enabled:
+            self._release_pin()
+            return
+        if self._pin_watcher is None or not self._pin_watcher.is_alive():
+            self._pin_watcher = threading.Thread(target=self._watch_pin, name="warehouse-pin", daemon=True)
+            self._pin_watcher.start()
+
+    def _watch_pin(self) -> None:
+        while self._pin_enabled:
+            time.sleep(0.1)
+            if self._pin is not None and (time.monotonic() - self._last_read > PIN_IDLE_S or self._writer_waiting()):
+                self._release_pin()
+
+    def _release_pin(self) -> None:
+        with self._pin_lock:
+            if self._pin is not None:
+                self._pin.close()
+                self._pin = None
+
+    def _writer_waiting(self) -> bool:
+        """Whether a live writer (any process) has announced itself (`<warehouse>.write-intent.<pid>.<token>`);
+        a dead writer's intent file (killed mid-write) is removed."""
+        waiting = False
+        for intent in self.path.parent.glob(self.path.name + ".write-intent.*"):
+            try:
+                os.kill(int(intent.name.rsplit(".", 2)[-2]), 0)
+                waiting = True
+            except ProcessLookupError:
+                intent.unlink(missing_ok=True)
+            except (PermissionError, ValueError):
+                waiting = True
+        return waiting
+
+    @contextmanager
+    def _write_intent(self) -> Iterator[None]:
+        intent = self.path.with_name(f"{self.path.name}.write-intent.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        intent.touch()
+        self._release_pin()
+        try:
+            yield
+        finally:
+            intent.unlink(missing_ok=True)
 
     @contextmanager
     def connect(self, read_only: bool = False, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -161,25 +223,40 @@ class Warehouse:
             raise FileNotFoundError(f"no warehouse at {self.path}; run `cloudtally init` or ingest data first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + (self.lock_timeout if timeout is None else timeout)
+        with (nullcontext() if read_only else self._write_intent()):
+            con = self._open(read_only, deadline)
+            try:
+                r = self.resources
+                configure(con, self.memory_limit, r.threads, r.temp_directory, r.max_temp_size)
+                yield con
+            finally:
+                con.close()
+
+    def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
         delay = 0.05
         while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                busy = "lock" in str(exc).lower() or "different configuration" in str(exc).lower()
-                if not busy or time.monotonic() >= deadline:
-                    if busy:
-                        raise WarehouseBusy(f"warehouse {self.path} is in use by another process: {exc}") from exc
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-        try:
-            r = self.resources
-            configure(con, self.memory_limit, r.threads, r.temp_directory, r.max_temp_size)
-            yield con
-        finally:
-            con.close()
+            pinning = read_only and self._pin_enabled
+            if pinning and self._writer_waiting():
+                self._release_pin()  # let the writer in; our in-flight readers finish on their own
+                exc: Exception | None = None
+            else:
+                try:
+                    con = duckdb.connect(str(self.path), read_only=read_only)
+                    if pinning:
+                        self._last_read = time.monotonic()
+                        with self._pin_lock:
+                            if self._pin is None:
+                                self._pin = duckdb.connect(str(self.path), read_only=True)
+                    return con
+                except (duckdb.IOException, duckdb.ConnectionException) as e:
+                    if "lock" not in str(e).lower() and "different configuration" not in str(e).lower():
+                        raise
+                    exc = e
+            if time.monotonic() >= deadline:
+                what = exc or "a writer is waiting for it"
+                raise WarehouseBusy(f"warehouse {self.path} is in use by another process: {what}")
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     # -- schema ---------------------------------------------------------------------------------------------------
     def migrate(self) -> int:
