@@ -9,6 +9,7 @@ from app import __version__
 from app.api import problems
 from app.api.auth import principal
 from app.api.routers import allocation, costs, deliveries, finance, health, keys, me, quality, runs, sources
+from app.api.routers import recommendations
 from app.runtime import Runtime
 
 DESCRIPTION = """
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
     for router in (costs.router, deliveries.router, allocation.router, sources.router, runs.router, quality.router,
                    finance.router, keys.router, me.router):
         app.include_router(router, prefix="/v1", dependencies=authenticated)
+    app.include_router(recommendations.router, prefix="/v1", dependencies=authenticated)
     from app import dashboard
 
     dashboard.install(app)  # the web page at / (app/dashboard), built on the /v1 routes above

@@ -1,0 +1,202 @@
+"""`cloudtally recommend ...`: run the optimizers, list recommendations, their accuracy, commitment utilization.
+
+Registered by app/cli.py as a subcommand group; everything heavy is imported inside the commands."""
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+recommend_app = typer.Typer(
+    help="Recommendations: commitment purchases, waste, rightsizing; the ledger of what was predicted and what "
+    "was realized; commitment utilization and coverage.", no_args_is_help=True)
+
+
+class Fmt(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _cli():
+    from app import cli
+
+    return cli
+
+
+@recommend_app.command("refresh")
+def refresh(
+    lookback: int = typer.Option(30, "--lookback", min=7, max=60,
+                                 help="Commitment lookback in days (7, 30 and 60 are all in the evidence)."),
+    rates: Optional[Path] = typer.Option(None, "--rates", exists=True, dir_okay=False,
+                                         help="Commitment rate table (YAML, as optimizers/rates.yaml); default "
+                                         "CLOUDTALLY_COMMITMENT_RATES, else the built-in one."),
+    only: list[str] = typer.Option([], "--only", help="Run only these optimizers: commitments, waste, "
+                                   "rightsizing (repeatable)."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Rightsizing metrics source, e.g. "
+                                          "aws:endpoint_url=http://127.0.0.1:5000 (default: the clouds' own)."),
+) -> None:
+    """Run the optimizers over the warehouse, store new recommendations, update open ones, and check earlier ones
+    against newer data (acted on: realized savings; expired)."""
+    cli = _cli()
+    from optimizers import ledger, registry
+
+    names = list(registry())
+    for name in only:
+        if name not in names:
+            cli.fail(f"--only {name!r}: not one of {', '.join(names)}", 2)
+    rt = cli.runtime()
+    config: dict = {"lookback_days": lookback}
+    if rates:
+        config["rates"] = str(rates)
+    if metrics:
+        config["metrics"] = metrics
+    chosen = only or names
+    with cli._progress() as progress:
+        task = progress.add_task("running optimizers", total=len(chosen) + 1)
+
+        def step(name: str) -> None:
+            progress.update(task, description=f"optimizer: {name}", advance=1)
+
+        try:
+            summary = ledger.refresh(rt, config, only=only or None, step=step)
+        except (ValueError, OSError) as exc:
+            cli.fail(str(exc))
+        progress.update(task, description="recommendations stored", completed=len(chosen) + 1)
+    cli.out.print(f"found {summary['found']}: {summary['new']} new, {summary['updated']} updated, "
+                  f"{summary['acted_on']} acted on, {summary['expired']} expired, "
+                  f"{summary['remeasured']} re-measured", highlight=False)
+    for t in summary["open_monthly_savings"]:
+        cli.out.print(f"open recommendations save {t['monthly_savings']} {t['currency']} a month", highlight=False)
+
+
+@recommend_app.command("list")
+def list_(
+    status: str = typer.Option("open", "--status", help="open, acted_on, expired or any."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind (e.g. commitment_purchase)."),
+    category: Optional[str] = typer.Option(None, "--category", help="commitment, waste or rightsizing."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="Only this ProviderName."),
+    team: Optional[str] = typer.Option(None, "--team", help="Only this team's."),
+    limit: int = typer.Option(100, "--limit", min=1, help="At most this many, biggest savings first."),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json (the API's shape)."),
+) -> None:
+    """Recommendations from the ledger, biggest predicted monthly savings first."""
+    cli = _cli()
+    from optimizers import ledger
+
+    if status not in ("open", "acted_on", "expired", "any"):
+        cli.fail("--status must be open, acted_on, expired or any", 2)
+    rt = cli.runtime()
+    with rt.sessions() as session:
+        total, rows = ledger.list_recommendations(session, team=team, status=None if status == "any" else status,
+                                                  kind=kind, category=category, provider=provider, limit=limit)
+    if fmt == Fmt.json:
+        print(json.dumps({"recommendations": rows, "total": total}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Recommendations ({status}): {total}")
+    for col, justify in (("kind", "left"), ("provider", "left"), ("action", "left"), ("team", "left"),
+                         ("monthly savings", "right"), ("realized", "right"), ("id", "left")):
+        table.add_column(col, justify=justify, no_wrap=col in ("id", "kind"))
+    for r in rows:
+        table.add_row(r["kind"], r["provider"], r["action"], r["team"] or "-",
+                      f"{cli.cents_or_blank(r['monthly_savings'])} {r['currency']}",
+                      cli.cents_or_blank(r["realized_monthly_savings"]) or "-", r["id"][:8])
+    cli.out.print(table)
+
+
+@recommend_app.command("show")
+def show(rec_id: str = typer.Argument(..., help="The recommendation's id (or its first 8 characters).")) -> None:
+    """One recommendation as JSON: evidence, assumptions, inputs, outcome."""
+    cli = _cli()
+    from sqlalchemy import select
+
+    from optimizers import ledger
+
+    rt = cli.runtime()
+    with rt.sessions() as session:
+        rows = session.scalars(select(ledger.RecommendationRow).where(
+            ledger.RecommendationRow.id.startswith(rec_id))).all()
+        if len(rows) != 1:
+            cli.fail(f"{'no' if not rows else 'more than one'} recommendation matches {rec_id!r}")
+        print(json.dumps(ledger.view(rows[0]), indent=2))
+
+
+@recommend_app.command("accuracy")
+def accuracy(
+    team: Optional[str] = typer.Option(None, "--team", help="Only this team's recommendations."),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json."),
+) -> None:
+    """Realized vs predicted monthly savings of the recommendations acted on, per kind and currency."""
+    cli = _cli()
+    from optimizers import ledger
+
+    rt = cli.runtime()
+    with rt.sessions() as session:
+        result = ledger.accuracy(session, team=team)
+    if fmt == Fmt.json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="Recommendation accuracy (acted on: realized vs predicted monthly savings)")
+    for col in ("kind", "currency", "open", "acted on", "expired", "predicted", "realized", "realized/predicted"):
+        table.add_column(col, justify="left" if col in ("kind", "currency") else "right")
+    for k in result["kinds"]:
+        table.add_row(k["kind"], k["currency"], str(k["open"]), str(k["acted_on"]), str(k["expired"]),
+                      cli.cents_or_blank(k["predicted_monthly_savings"]),
+                      cli.cents_or_blank(k["realized_monthly_savings"]), k["realized_to_predicted"] or "-")
+    cli.out.print(table)
+
+
+@recommend_app.command("commitments")
+def commitments_(
+    start: Optional[str] = typer.Option(None, "--start", help="First month, YYYY-MM (default: the latest month)."),
+    end: Optional[str] = typer.Option(None, "--end", help="Month after the last, YYYY-MM (exclusive)."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="Only this ProviderName."),
+    fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json (the API's shape)."),
+) -> None:
+    """Commitment utilization (used / (used + unused)), unused cost, the amortized fee and its identity gap per
+    commitment and month; coverage and effective savings rate per provider and month."""
+    import re
+    from decimal import Decimal
+
+    cli = _cli()
+    from app.costs import money_str
+    from optimizers import commitments
+
+    for name, value in (("--start", start), ("--end", end)):
+        if value is not None and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", value):
+            cli.fail(f"{name} {value!r} is not YYYY-MM", 2)
+    rt = cli.runtime()
+    with rt.warehouse.connect(read_only=True) as con:
+        result = commitments.utilization(con, start, end, provider)
+    text = lambda row: {k: (money_str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}  # noqa: E731
+    if fmt == Fmt.json:
+        print(json.dumps({"start": result["start"], "end": result["end"],
+                          "commitments": [text(r) for r in result["commitments"]],
+                          "providers": [text(r) for r in result["providers"]]}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Commitments {result['start']} to {result['end']} (exclusive)")
+    for col in ("month", "provider", "commitment", "utilization", "used", "unused", "amortized fee", "gap",
+                "net savings"):
+        table.add_column(col, justify="left" if col in ("month", "provider", "commitment") else "right")
+    c = cli.cents_or_blank
+    for r in result["commitments"]:
+        table.add_row(r["month"], r["provider"], r["name"] or r["commitment_id"][-40:], r["utilization"] or "-",
+                      c(r["used_cost"]), c(r["unused_cost"]), c(r["amortized_fee"]) or "-",
+                      c(r["identity_gap"]) or "-", c(r["net_savings"]) or "-")
+    cli.out.print(table)
+    table = Table(title="Coverage of eligible usage and effective savings rate")
+    for col in ("month", "provider", "currency", "coverage", "eligible", "commitment cost", "unused", "ESR"):
+        table.add_column(col, justify="left" if col in ("month", "provider", "currency") else "right")
+    for r in result["providers"]:
+        table.add_row(r["month"], r["provider"], r["currency"], r["coverage"] or "-",
+                      c(r["eligible_contracted_cost"]), c(r["commitment_cost"]), c(r["unused_cost"]),
+                      r["effective_savings_rate"] or "-")
+    cli.out.print(table)

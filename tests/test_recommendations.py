@@ -1,0 +1,159 @@
+"""The recommendation ledger (issue 12, item 4) on SQLite and PostgreSQL: findings stored with inputs and predicted
+savings; later data shows which were acted on (resource gone, changed, commitment bought) and the realized
+savings; the API's team scope, roles and money strings; the CLI."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from app.allocation import engine
+from optimizers import ledger
+from tests.helpers import api_client, cli_json
+from tests.optimizer_fixtures import ingest_rows, line
+
+JUNE = [date(2026, 6, 1) + timedelta(days=i) for i in range(30)]
+JULY = [date(2026, 7, 1) + timedelta(days=i) for i in range(14)]
+RULES = {"rules": [{"name": "team-tag", "when": {"tag": "team", "exists": True},
+                    "set": {"team": {"tag": "team", "lower": True}}}]}
+AZ_VM = "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-dev"
+NET = dict(ServiceCategory="Networking", ServiceSubcategory="Network Connectivity",
+           ServiceName="Amazon Virtual Private Cloud")
+
+
+def june() -> list[dict]:
+    rows = []
+    for d in JUNE:
+        rows.append(line(d, ResourceId="i-web", cost="4.608", Tags='{"team":"payments","env":"prod"}'))
+        rows.append(line(d, ResourceId="eipalloc-1", cost="0.12", Tags='{"team":"payments"}',
+                         ChargeDescription="$0.005 per Elastic IP address not attached to a running instance per hour",
+                         **NET))
+        rows.append(line(d, ResourceId="nat-1", cost="1.08", ResourceType="NAT Gateway", Tags='{"team":"platform"}',
+                         ChargeDescription="NAT gateway hour", **NET))
+        rows.append(line(d, provider="Microsoft", account="az-1", SubAccountId="sub-1", ResourceId=AZ_VM,
+                         cost="4.608", PricingQuantity=Decimal(24), Tags='{"team":"Platform","env":"dev"}',
+                         ServiceName="Virtual Machines", RegionId="eastus"))
+    return rows
+
+
+def july() -> list[dict]:
+    rows = []
+    for d in JULY:
+        # i-web is now covered by a Savings Plan bought on 1 July at 28% off
+        rows.append(line(d, ResourceId="i-web", cost="3.31776", ContractedCost=Decimal("4.608"),
+                         ListCost=Decimal("4.608"), BilledCost=Decimal(0), PricingCategory="Committed",
+                         CommitmentDiscountId="arn:aws:savingsplans::1:savingsplan/sp-1",
+                         CommitmentDiscountType="Savings Plan", CommitmentDiscountCategory="Spend",
+                         CommitmentDiscountStatus="Used", CommitmentDiscountQuantity=Decimal("3.31776"),
+                         CommitmentDiscountUnit="USD", Tags='{"team":"payments","env":"prod"}'))
+        rows.append(line(d, ResourceId="nat-1", cost="1.08", ResourceType="NAT Gateway", Tags='{"team":"platform"}',
+                         ChargeDescription="NAT gateway hour", **NET))
+        if d.weekday() < 5:  # the dev VM now runs 12 hours on weekdays
+            rows.append(line(d, provider="Microsoft", account="az-1", SubAccountId="sub-1", ResourceId=AZ_VM,
+                             cost="2.304", PricingQuantity=Decimal(12), Tags='{"team":"Platform","env":"dev"}',
+                             ServiceName="Virtual Machines", RegionId="eastus"))
+    return rows
+    # the idle Elastic IP was released on 30 June: no lines in July
+
+
+def _by_kind(rt, status="any"):
+    with rt.sessions() as s:
+        _, rows = ledger.list_recommendations(s, status=None if status == "any" else status, limit=1000)
+    return {(r["kind"], r["resource_id"] or r["provider"]): r for r in rows}
+
+
+def test_ledger_lifecycle_and_accuracy(rt_any, tmp_path):
+    rt = rt_any
+    ingest_rows(rt, tmp_path / "files", june())
+    engine.apply(rt, RULES, note="teams")
+    first = ledger.refresh(rt, {})
+    assert first["new"] == 5 and first["found"] == 5
+    recs = _by_kind(rt)
+    assert set(recs) == {("idle_public_ip", "eipalloc-1"), ("idle_network", "nat-1"), ("nonprod_schedule", AZ_VM),
+                         ("commitment_purchase", "AWS"), ("commitment_purchase", "Microsoft")}
+    ip, vm, sp = recs["idle_public_ip", "eipalloc-1"], recs["nonprod_schedule", AZ_VM], recs["commitment_purchase", "AWS"]
+    assert ip["team"] == "payments" and vm["team"] == "platform" and sp["team"] is None
+    assert ip["monthly_cost"] == ip["monthly_savings"] == "3.65"  # 0.12 x 14 days x 730 / 336
+    assert vm["monthly_cost"] == "140.16" and vm["monthly_savings"] == "90.10"  # x (1 - 60/168)
+    assert sp["monthly_savings"] == "39.24"  # (0.192 - 0.13824) x 730
+    assert sp["evidence"]["hourly_commitment"] == "0.138" and ip["inputs"] == {}
+    assert ip["data_through"] == "2026-06-30" and ip["status"] == "open"
+    # the same data again: the same recommendations, updated, nothing closed
+    again = ledger.refresh(rt, {"lookback_days": 30})
+    assert again["new"] == 0 and again["updated"] == 5 and again["acted_on"] == again["expired"] == 0
+
+    ingest_rows(rt, tmp_path / "files", july())
+    after = ledger.refresh(rt, {})
+    assert after["acted_on"] == 3 and after["updated"] == 2 and after["expired"] == 0
+    recs = _by_kind(rt)
+    # the dev VM's reservation is still recommended, at the half-day level it now runs at
+    vm_ri = recs["commitment_purchase", "Microsoft"]
+    assert vm_ri["status"] == "open" and vm_ri["evidence"]["short_lookback_level"] == "0.10"
+    assert Decimal(vm_ri["monthly_savings"]) < Decimal(vm_ri["first_monthly_savings"])
+    ip, vm, sp = recs["idle_public_ip", "eipalloc-1"], recs["nonprod_schedule", AZ_VM], recs["commitment_purchase", "AWS"]
+    assert ip["status"] == "acted_on" and ip["outcome"]["reason"] == "resource gone"
+    assert ip["realized_monthly_savings"] == "3.65"
+    assert vm["status"] == "acted_on" and vm["outcome"]["reason"] == "changed"
+    # after: 10 weekdays x 2.304 in the 14 days, per 730-hour month: 50.06; before 140.16
+    assert vm["realized_monthly_savings"] == "90.10" and vm["measured_through"] == "2026-07-14"
+    assert sp["status"] == "acted_on" and sp["outcome"]["commitments"] == ["arn:aws:savingsplans::1:savingsplan/sp-1"]
+    assert sp["realized_monthly_savings"] == "39.24"  # (4.608 - 3.31776) per day x 730 / 24
+    nat = recs["idle_network", "nat-1"]
+    assert nat["status"] == "open" and nat["data_through"] == "2026-07-14"
+    with rt.sessions() as s:
+        acc = {(k["kind"], k["currency"]): k for k in ledger.accuracy(s)["kinds"]}
+        assert acc["idle_public_ip", "USD"]["realized_to_predicted"] == "1.0000"
+        assert acc["commitment_purchase", "USD"]["acted_on"] == 1
+        assert acc["idle_network", "USD"]["open"] == 1 and acc["idle_network", "USD"]["acted_on"] == 0
+        assert ledger.accuracy(s, team="payments")["kinds"][0]["kind"] == "idle_public_ip"
+
+
+def test_api_scope_roles_and_money(rt, tmp_path):
+    ingest_rows(rt, tmp_path / "files", june())
+    engine.apply(rt, RULES, note="teams")
+    admin = api_client(rt, "admin")
+    r = admin.post("/v1/recommendations/refresh")
+    assert r.status_code == 200 and r.json()["new"] == 5
+    every = admin.get("/v1/recommendations").json()
+    assert every["total"] == 5
+    money = [x["monthly_savings"] for x in every["recommendations"]]
+    assert money == sorted(money, key=Decimal, reverse=True) and all(isinstance(m, str) for m in money)
+    payments = api_client(rt, "team:payments")
+    mine = payments.get("/v1/recommendations").json()
+    assert [x["resource_id"] for x in mine["recommendations"]] == ["eipalloc-1"]  # not the account-wide purchase
+    escape = payments.get("/v1/recommendations", params={"team": "platform"})
+    assert escape.status_code == 403 and escape.json()["errors"][0]["parameter"] == "team"
+    other = next(x["id"] for x in every["recommendations"] if x["team"] == "platform")
+    assert payments.get(f"/v1/recommendations/{other}").status_code == 403
+    assert payments.get(f"/v1/recommendations/{mine['recommendations'][0]['id']}").status_code == 200
+    assert payments.get("/v1/commitments/utilization").status_code == 403
+    assert payments.post("/v1/recommendations/refresh").status_code == 403
+    assert api_client(rt, "finance").post("/v1/recommendations/refresh").status_code == 403
+    assert [k["kind"] for k in payments.get("/v1/recommendations/accuracy").json()["kinds"]] == ["idle_public_ip"]
+    assert admin.get("/v1/recommendations/nope").status_code == 404
+    util = api_client(rt, "finance").get("/v1/commitments/utilization", params={"start": "2026-06"}).json()
+    assert util["start"] == "2026-06" and util["end"] == "2026-07" and util["commitments"] == []
+    bad = admin.get("/v1/commitments/utilization", params={"start": "2026-13"})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["parameter"] == "start"
+    backwards = admin.get("/v1/commitments/utilization", params={"start": "2026-07", "end": "2026-06"})
+    assert backwards.status_code == 400 and backwards.json()["errors"][0]["parameter"] == "end"
+
+
+def test_cli(rt, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOUDTALLY_DATA_DIR", str(rt.settings.data_dir))
+    ingest_rows(rt, tmp_path / "files", june())
+    from tests.helpers import cli
+
+    result = cli("recommend", "refresh", "--only", "waste")
+    assert result.exit_code == 0, result.stderr
+    assert "found 3: 3 new" in result.stdout
+    listed = cli_json("recommend", "list", "--format", "json")
+    assert listed["total"] == 3 and {r["kind"] for r in listed["recommendations"]} == {
+        "idle_public_ip", "idle_network", "nonprod_schedule"}
+    shown = cli_json("recommend", "show", listed["recommendations"][0]["id"][:8])
+    assert shown["id"] == listed["recommendations"][0]["id"]
+    assert cli("recommend", "refresh", "--only", "nothing").exit_code == 2
+    util = cli_json("recommend", "commitments", "--start", "2026-06", "--format", "json")
+    assert util["providers"][0]["provider"] == "AWS" and util["providers"][0]["coverage"] == "0.0000"
+    assert cli("recommend", "commitments", "--start", "June").exit_code == 2
