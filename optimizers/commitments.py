@@ -122,7 +122,7 @@ def _month_bounds(start: str | None, end: str | None, con) -> tuple[datetime, da
 
     if start is None and end is None:
         hi = con.execute(f"SELECT max(\"ChargePeriodStart\") FROM {COST_TABLE} "
-                         "WHERE \"ChargeCategory\" = 'Usage'").fetchone()[0]
+                         "WHERE \"ChargeCategory\" = 'Usage'").fetchall()[0][0]
         hi = hi or datetime.now(timezone.utc)
         lo = hi.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         return lo, shift(lo, 1)
