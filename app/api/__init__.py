@@ -10,6 +10,7 @@ from app.api import problems
 from app.api.auth import principal
 from app.api.routers import allocation, costs, deliveries, finance, health, keys, me, quality, runs, sources
 from app.api.routers import recommendations
+from app.api.routers import budgets, forecasts
 from app.runtime import Runtime
 
 DESCRIPTION = """
@@ -55,6 +56,8 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
                    finance.router, keys.router, me.router):
         app.include_router(router, prefix="/v1", dependencies=authenticated)
     app.include_router(recommendations.router, prefix="/v1", dependencies=authenticated)
+    for router in (budgets.router, forecasts.router):  # ITFM (app/itfm)
+        app.include_router(router, prefix="/v1", dependencies=authenticated)
     from app import dashboard
 
     dashboard.install(app)  # the web page at / (app/dashboard), built on the /v1 routes above

@@ -466,3 +466,21 @@ def statuses(con: duckdb.DuckDBPyConnection, budgets: list[Budget], as_of: date 
             out.append(compute_status(b, s, e, series.get(k), f, note, through))
     out.sort(key=lambda st: (st.name, st.period_start))
     return out
+
+
+STATUS_COLUMNS = ("name", "budget_id", *DIMS, "period_type", "period", "period_start", "period_end", "currency",
+                  "metric", "version", "budget", "actual", "actual_through", "days_elapsed", "days_in_period",
+                  "burn_rate", "phased_budget", "variance_to_date", "forecast_remaining", "eac", "variance",
+                  "variance_pct", "favorable", "pct_of_budget_actual", "pct_of_budget_forecast",
+                  "projected_crossing_date", "crossed", "forecast_model", "forecast_note")
+
+
+def status_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(STATUS_COLUMNS)
+    for r in rows:
+        flat = {**r, **r["scope"]}
+        w.writerow(["" if flat.get(k) is None else (str(flat[k]).lower() if isinstance(flat[k], bool) else flat[k])
+                    for k in STATUS_COLUMNS])
+    return buf.getvalue()

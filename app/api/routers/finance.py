@@ -76,3 +76,62 @@ def closed_months(
 ) -> dict:
     total, page = finance.list_closed(session, limit, offset)
     return {"months": page, "total": total, "limit": limit, "offset": offset}
+
+
+# -- ITFM (issue 10): chargeback/showback statements, TBM totals, the flat hand-off export -------------------------
+@router.get("/chargeback", summary="Chargeback or showback statements of a billing month",
+            responses={200: {"content": {"text/csv": {}}}, **PROBLEM_RESPONSES})
+def chargeback(
+    month: str = Query(..., description="Billing month (YYYY-MM).", examples=["2026-10"], pattern=MONTH_RE),
+    by: Literal["team", "cost_center"] = Query("team", description="Statement per team or per cost center."),
+    mode: Literal["chargeback", "showback"] = Query("chargeback", description="Chargeback (charged to the group's "
+                                                    "P&L) or showback (shown; the cost stays central)."),
+    group: str | None = Query(None, max_length=200, description="Only this team's or cost center's statement."),
+    format: Literal["json", "csv"] = Query("json", description="JSON document or CSV table."),
+    con: duckdb.DuckDBPyConnection = Depends(warehouse),
+) -> Response:
+    """Per group and currency: EffectiveCost (amortized) and BilledCost, direct (parts a rule gave the group whole)
+    and shared (parts of lines a split rule divided, one line per rule), with lines by TBM tower and service; the
+    `unallocated` statement holds what no rule gave a group. `reconciliation`: per currency statements +
+    unallocated = the month's warehouse total, checked on every request."""
+    from app.itfm import statements
+
+    doc = statements.statements(con, month, by, mode, group)
+    if format == "csv":
+        return Response(statements.statements_csv(doc), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{mode}-{month}-{by}.csv"'})
+    return JSONResponse(doc)
+
+
+@router.get("/tbm", summary="Month totals by TBM cost pool, tower or solution", responses=PROBLEM_RESPONSES)
+def tbm_totals(
+    month: str = Query(..., description="Billing month (YYYY-MM).", examples=["2026-10"], pattern=MONTH_RE),
+    by: Literal["pool", "tower", "solution"] = Query("tower", description="TBM 5.0 layer: cost pool (Cloud "
+                                                     "Services), resource tower (from ServiceCategory), or solution "
+                                                     "(the allocated team)."),
+    con: duckdb.DuckDBPyConnection = Depends(warehouse),
+) -> dict:
+    """EffectiveCost and BilledCost per TBM layer value and currency, reconciled to the warehouse. The mapping is
+    app/itfm/tbm.yaml, overridable with the YAML named by CLOUDTALLY_TBM_MAPPING."""
+    from app.itfm import statements
+
+    return statements.tbm_totals(con, month, by)
+
+
+@router.get("/export", summary="Flat ITFM hand-off CSV of a billing month",
+            responses={200: {"content": {"text/csv": {}}}, **PROBLEM_RESPONSES})
+def itfm_export(
+    month: str = Query(..., description="Billing month (YYYY-MM).", examples=["2026-10"], pattern=MONTH_RE),
+    con: duckdb.DuckDBPyConnection = Depends(warehouse),
+    session: Session = Depends(db_session),
+) -> Response:
+    """One flat CSV an ITFM tool or spreadsheet loads as is: period, cost_center, team, service, tower, provider,
+    account, currency, billed, effective, budget, forecast, variance, row_type. `cost` rows: one per cost center,
+    team, service, tower, provider, account and currency; they sum to the month's warehouse total per currency.
+    `budget` rows: one per monthly budget of the month, with its scope, actual (`effective`), budget, forecast
+    (EAC) and variance (EAC − budget)."""
+    from app.itfm import statements
+
+    rows = statements.export_rows(con, month, statements.budget_export_rows(con, session, month))
+    return Response(statements.export_csv(rows), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="itfm-export-{month}.csv"'})
