@@ -718,6 +718,66 @@ def export_focus(
     out.print(f"metadata: {result.metadata_file}")
 
 
+@export_app.command("lake")
+def export_lake(
+    location: str = typer.Argument(..., help="Local folder or s3://bucket/prefix of the lake."),
+    option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE for an s3:// location: endpoint_url "
+                                     "(S3-compatible stores), region. Credentials come from boto3's chain."),
+    full: bool = typer.Option(False, "--full", help="Rewrite every partition, changed or not."),
+    output: str = typer.Option("table", "--output", help="table or json (the partitions written, unchanged and "
+                               "removed)."),
+) -> None:
+    """Write the warehouse as a FOCUS Parquet lake: Hive-partitioned provider=…/billing_period=YYYY-MM/, FOCUS
+    names and types, one row per allocation part with the allocation as x_ columns, and a manifest
+    (_cloudtally_lake.json: periods, rows, sums per currency, data versions). Incremental: only partitions whose
+    data changed are rewritten, each swapped in atomically after its sums were read back and checked."""
+    from decimal import Decimal
+
+    from app.costs import cents_str
+    from app.lake import LakeError, export_lake as run_export
+
+    if output not in ("table", "json"):
+        fail("--output must be table or json", 2)
+    options = _parse_options(option)
+    rt = runtime()
+    try:
+        with _progress() as bar, rt.warehouse.connect(read_only=True) as con:
+            task = bar.add_task("lake", total=1.0)
+            result = run_export(con, location, options, full=full,
+                                progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))
+    except LakeError as exc:
+        fail(str(exc))
+    if output == "json":
+        print(json.dumps({"location": location, "written": result.written, "unchanged": result.unchanged,
+                          "removed": result.removed}, indent=2, default=str))
+        return
+    table = Table(title=f"Lake {location}")
+    for col in ("provider", "period", "status", "currency", "lines", "EffectiveCost", "data version"):
+        table.add_column(col, justify="right" if col in ("lines", "EffectiveCost") else "left")
+    for status, parts in (("written", result.written), ("unchanged", result.unchanged), ("removed", result.removed)):
+        for p in parts:
+            for s in p["sums"]:
+                table.add_row(p["provider"], p["billing_period"], status, s["currency"], f"{s['lines']:,}",
+                              "" if s["EffectiveCost"] is None else cents_str(Decimal(s["EffectiveCost"])),
+                              p["data_version"])
+    out.print(table)
+    out.print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, {len(result.removed)} removed")
+
+
+@export_app.command("lake-ddl")
+def export_lake_ddl(
+    dialect: str = typer.Argument(..., help="trino (Hive connector), athena, bigquery or spark."),
+    location: str = typer.Argument(..., help="Where the lake is, as that engine names it (s3://…, gs://…)."),
+    table: str = typer.Option("focus_cost", "--table", help="Table name (schema.table for Trino and BigQuery)."),
+) -> None:
+    """Print the DDL that registers a lake written by `export lake` as an external partitioned table."""
+    from app.lake import DIALECTS, ddl
+
+    if dialect not in DIALECTS:
+        fail(f"DIALECT must be one of {', '.join(DIALECTS)}", 2)
+    print(ddl(dialect, location, table), end="")
+
+
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke. Roles: admin, finance, team:<name>.",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
