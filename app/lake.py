@@ -460,10 +460,12 @@ def ddl(dialect: str, location: str, table: str = "focus_cost") -> str:
         parts = ("PARTITIONED BY (provider string, billing_period string)" if dialect == "athena"
                  else "PARTITIONED BY (provider, billing_period)")
         cols_sql = body if dialect == "athena" else body + ",\n  provider string,\n  billing_period string"
-        repair = f"MSCK REPAIR TABLE {table};" if dialect == "athena" else f"MSCK REPAIR TABLE {table};"
+        repair = f"MSCK REPAIR TABLE {table};"
         return (f"-- {'Amazon Athena (engine v3)' if dialect == 'athena' else 'Spark SQL (Hive metastore)'}\n"
-                f"{head} {table} (\n{cols_sql}\n)\n{parts}\n{using}\nLOCATION '{loc}/';\n"
-                f"-- after every export that added or removed a partition:\n{repair}\n")
+                f"{head} {table} (\n{cols_sql}\n)\n"
+                + (f"{parts}\n{using}\n" if dialect == "athena" else f"{using}\n{parts}\n")
+                + f"LOCATION '{loc}/';\n"
+                + f"-- after every export that added or removed a partition:\n{repair}\n")
     body = ",\n".join(f"  `{n}` {_engine_type(t, dialect)}" for n, t in cols)
     dataset_table = table if "." in table else f"finops.{table}"
     return ("-- BigQuery external table over Cloud Storage (copy the lake to gs://, or use BigLake Omni for S3);\n"
