@@ -20,7 +20,7 @@ from tests.helpers import cli, cli_json, read_rows, sums
 
 COMMANDS = [["init"], ["ingest"], ["deliveries"], ["costs"], ["export", "focus"], ["serve"], ["demo"],
             ["sources", "add"], ["sources", "list"], ["sources", "remove"], ["sources", "exports"],
-            ["sources", "test"], ["runs"], ["quality"]]
+            ["sources", "test"], ["runs"], ["quality"], ["export", "lake"], ["export", "lake-ddl"]]
 
 
 def _readme_commands() -> list[str]:
