@@ -932,6 +932,9 @@ def demo(
     refresh_rt(rt)
     out.print(f"allocation rules {rules.name}: version {applied.version} active "
               f"(`cloudtally rules show`, `cloudtally rules coverage`)", soft_wrap=True)
+    from app.itfm.cli import demo_budgets
+
+    demo_budgets(rt)  # sample budgets (app/demo/budgets.csv) and their status
     month = demo_data.LAST_MONTH
     with rt.warehouse.connect(read_only=True) as con:
         for dim in ("ProviderName", "team"):
@@ -964,6 +967,12 @@ def demo(
 from optimizers.cli import recommend_app  # noqa: E402 - `cloudtally recommend ...` (issue 12)
 
 app.add_typer(recommend_app, name="recommend")
+
+from app.itfm.cli import budgets_app, finance_app, forecast_app  # noqa: E402 - ITFM (issue 10)
+
+app.add_typer(budgets_app, name="budgets")
+app.add_typer(forecast_app, name="forecast")
+app.add_typer(finance_app, name="finance")
 
 
 def main() -> None:

@@ -54,6 +54,8 @@ from app.focus import FOCUS_COLUMNS
 FIRST_MONTH, LAST_MONTH = "2026-08", "2026-10"
 # Sample allocation rules for this dataset (README "Allocation rules"): `cloudtally demo` applies them.
 RULES_FILE = Path(__file__).with_name("rules.yaml")
+# Sample budgets for this dataset (README "Budgets, forecasts and chargeback"): `cloudtally demo` loads them.
+BUDGETS_FILE = Path(__file__).with_name("budgets.csv")
 
 # The FinOps Foundation validator's applicability criteria that this data satisfies (focus-validator.md 2.6).
 # Not claimed since the AWS part is a CUR 2.0 export: CUR has no account types, so the AWS connector leaves
