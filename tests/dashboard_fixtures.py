@@ -99,10 +99,11 @@ def demo_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keyed_server(demo_server):
-    """`cloudtally serve` on the same data with authentication on, and keys: finance, team:payments."""
+    """`cloudtally serve` on the same data with authentication on, keys (admin, finance, team:payments), and the
+    recommendations the optimizers find in the demo (POST /v1/recommendations/refresh)."""
     data = demo_server.data_dir
     keys = {}
-    for role, name in (("finance", "dash-finance"), ("team:payments", "dash-payments")):
+    for role, name in (("admin", "dash-admin"), ("finance", "dash-finance"), ("team:payments", "dash-payments")):
         done = subprocess.run([sys.executable, "-m", "app.cli", "keys", "create", "--role", role, "--name", name],
                               env=_env(data), cwd=REPO, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
@@ -116,6 +117,10 @@ def keyed_server(demo_server):
     proc, lines = _start(["serve", "--no-scheduler", "--port", str(port)], _env(data, CLOUDTALLY_AUTH="enabled"),
                          f"http://127.0.0.1:{port}/healthz")
     server = Server(f"http://127.0.0.1:{port}", data, proc, lines, keys)
+    refresh = urllib.request.Request(f"{server.base}/v1/recommendations/refresh", method="POST",
+                                     headers={"Authorization": f"Bearer {keys['admin']}"})
+    with urllib.request.urlopen(refresh, timeout=120) as r:
+        assert json.load(r)["found"] > 0
     yield server
     _stop(proc)
 

@@ -143,10 +143,11 @@ def test_page_assets_and_me(tmp_path):
         assert me.status_code == 401 and me.headers["content-type"].startswith("application/problem+json")
         key = create_key(rt, "t", "team:payments")[1]
         body = client.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).json()
-        assert body == {"name": "t", "role": "team:payments", "team": "payments", "auth": "enabled", "may": ["costs"]}
+        assert body == {"name": "t", "role": "team:payments", "team": "payments", "auth": "enabled",
+                        "may": ["costs", "budgets", "recommendations"]}
         finance = create_key(rt, "f", "finance")[1]
         assert client.get("/v1/me", headers={"Authorization": f"Bearer {finance}"}).json()["may"] == [
-            "costs", "finance", "sources", "data_quality", "allocation_coverage"]
+            "costs", "budgets", "recommendations", "finance", "sources", "data_quality", "allocation_coverage"]
         rt.settings.auth = "disabled"
         body = client.get("/v1/me").json()
         assert body["auth"] == "disabled" and body["role"] == "admin" and "keys" in body["may"]
@@ -173,7 +174,7 @@ def test_demo_prints_the_dashboard_url_and_opens_without_a_key(demo_server, brow
     open_view(browser, f"{demo_server.base}/", "spend")
     assert "Demo mode" in browser.find_element("id", "who").text
     nav = browser.execute_script("return [...document.querySelectorAll('#nav a')].map(a => a.dataset.view)")
-    assert nav == ["spend", "movers", "team", "health", "coverage"]
+    assert nav == ["spend", "movers", "team", "budgets", "recommendations", "health", "coverage"]
     # The default view: the latest month with data, daily, by provider, EffectiveCost, the largest currency.
     body = demo_server.api("/costs", {"granularity": "day", "group_by": "ProviderName", "metric": "EffectiveCost"})
     assert page_totals(browser, "#view-spend") == {t["currency"]: t["cost"] for t in body["totals"]}
@@ -308,7 +309,7 @@ def test_a_team_key_sees_only_its_team(keyed_server, browser):
     wait(browser, "return document.getElementById('api-key')").send_keys(key + "\n")
     wait(browser, "return document.querySelector('#view-team')?.dataset.state === 'ready'")
     assert browser.execute_script("return [...document.querySelectorAll('#nav a')].map(a => a.dataset.view)") == [
-        "spend", "movers", "team"]
+        "spend", "movers", "team", "budgets", "recommendations"]
     assert browser.execute_script("return document.querySelector('.team-head').dataset.team") == "payments"
     assert browser.execute_script("return document.querySelector('.team-head select')") is None
     body = keyed_server.api("/costs", {"granularity": "day", "group_by": "ServiceName", "metric": "EffectiveCost",
@@ -371,3 +372,47 @@ def test_first_meaningful_paint(demo_server, browser):
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
     # The mark follows the chart's data and the page's load (ordering, not timing: no figure is asserted).
     assert all(s["first_chart_ms"] >= s["chart_data_received_ms"] for s in samples)
+
+
+def test_budgets_and_recommendations(keyed_server, browser):
+    """Budgets with actual, forecast, EAC and variance, one budget's forecast band, and recommendations with their
+    savings and status: as the API gives them, for a finance key and (only its team's) for a team key."""
+    base = keyed_server.base
+    for role in ("finance", "team:payments"):
+        key = keyed_server.keys[role]
+        browser.get("about:blank")
+        browser.get(f"{base}/")
+        browser.execute_script("sessionStorage.setItem('cloudtally.key', arguments[0])", key)
+        open_view(browser, f"{base}/#budgets", "budgets")
+        wait(browser, "return document.querySelector('#view-budgets .panel.forecast')?.dataset.state === 'ready'")
+        statuses = keyed_server.api("/budgets/status", {}, key)["statuses"]
+        assert statuses and (role == "finance" or {s["team"] for s in statuses} == {"payments"})
+        table = read_table(browser, "#budgets-table")
+        assert [[r[0]["text"], r[2]["text"], r[3]["text"]] + [r[i]["value"] for i in (5, 6, 7, 8, 9)]
+                for r in table["rows"]] == [
+            [s["name"], s["period"], s["currency"], s["budget"], s["actual"], s["forecast_remaining"], s["eac"],
+             s["variance"]] for s in statuses]
+        assert [r[11]["text"] for r in table["rows"]] == ["favorable" if s["favorable"] else "over" for s in statuses]
+        first = statuses[0]
+        forecast = keyed_server.api("/forecasts", {**{k: v for k, v in first["scope"].items() if v},
+                                                   "currency": first["currency"], "metric": first["metric"],
+                                                   "horizon_days": 60}, key)["forecasts"][0]
+        months = read_table(browser, "#forecast-months")
+        assert [(r[0]["text"], r[1]["value"]) for r in months["rows"]] == [
+            (m["month"], m["forecast"]) for m in forecast["months"]]
+        shot(browser, "budgets" if role == "finance" else "budgets-team")
+
+        open_view(browser, f"{base}/#recommendations", "recommendations")
+        recs = keyed_server.api("/recommendations", {"status": "open", "limit": 1000}, key)["recommendations"]
+        assert role == "finance" and recs or all(r["team"] == "payments" for r in recs)
+        table = read_table(browser, "#recommendations-table")
+        assert [(r[0]["text"], r[1]["value"], r[2]["text"], r[7]["text"]) for r in table["rows"]] == [
+            (r["action"], r["monthly_savings"], r["currency"], r["status"]) for r in recs]
+        sums: dict[str, Decimal] = defaultdict(Decimal)
+        for r in recs:
+            sums[r["currency"]] += Decimal(r["monthly_savings"])
+        shown = browser.execute_script("""return Object.fromEntries([...document.querySelectorAll(
+            '#view-recommendations [data-savings-currency]')].map(e => [e.dataset.savingsCurrency, e.dataset.value]))""")
+        assert {c: Decimal(v) for c, v in shown.items()} == sums
+        if role == "finance":
+            shot(browser, "recommendations")

@@ -23,9 +23,11 @@ class Me(BaseModel):
     auth: Literal["enabled", "disabled"] = Field(
         description="`disabled` when the server runs with CLOUDTALLY_AUTH=disabled (the local demo): no key needed, "
                     "everyone is admin.")
-    may: list[Literal["costs", "finance", "sources", "data_quality", "allocation_coverage", "keys"]] = Field(
-        description="What this key may read: `costs` (a team key: its team only), `finance` (monthly totals), "
-                    "`sources` (sources, ledger, ingest runs), `data_quality`, `allocation_coverage`, `keys`.")
+    may: list[Literal["costs", "budgets", "recommendations", "finance", "sources", "data_quality",
+                      "allocation_coverage", "keys"]] = Field(
+        description="What this key may read: `costs`, `budgets` (with forecasts) and `recommendations` (a team "
+                    "key: its team's only), `finance` (monthly totals), `sources` (sources, ledger, ingest runs), "
+                    "`data_quality`, `allocation_coverage`, `keys`.")
 
 
 @router.get("/me", summary="The caller's key, role and team, and whether auth is disabled", response_model=Me,
@@ -33,7 +35,7 @@ class Me(BaseModel):
 def get_me(who: Principal = Depends(principal), rt: Runtime = Depends(get_runtime)) -> Me:
     """Any valid key (401 without one, unless authentication is disabled). A client such as the dashboard calls it
     without a key first: 200 with `auth: disabled` means the open demo mode, 401 means it must ask for a key."""
-    may = ["costs"]
+    may = ["costs", "budgets", "recommendations"]
     if who.allowed("admin", "finance"):
         may += ["finance", "sources", "data_quality", "allocation_coverage"]
     if who.allowed("admin"):

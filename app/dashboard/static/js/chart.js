@@ -100,3 +100,42 @@ export function barCell(value, max, colour) {
   return h("span", { class: `hbar ${value < 0 ? "neg" : "pos"}`, "aria-hidden": "true" },
     h("span", { style: `width:${pct.toFixed(1)}%;background:${colour}` }));
 }
+
+// Daily actuals and a forecast with its 80% and 95% bands (uPlot bands between the interval series).
+// actual: {days, values}; forecast: {days, point, lo80, hi80, lo95, hi95}; values as numbers (pixels only).
+export function forecastBands(actual, forecast, { currency, title }) {
+  const toX = (d) => Date.UTC(+d.slice(0, 4), +d.slice(5, 7) - 1, +d.slice(8, 10)) / 1000;
+  const days = [...new Set([...actual.days, ...forecast.days])].sort();
+  const xs = days.map(toX);
+  const pick = (src, key) => { const m = new Map(src.days.map((d, i) => [d, src[key][i]])); return days.map((d) => (m.has(d) ? m.get(d) : null)); };
+  const wrap = h("figure", { class: "chart" });
+  wrap.append(h("figcaption", { class: "visually-hidden" }, title));
+  const money = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const hidden = { stroke: "transparent", points: { show: false } };
+  const opts = {
+    width: 800, height: 280,
+    legend: { show: false },
+    cursor: { drag: { x: false, y: false } },
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+    scales: { y: { range: (u, lo, hi) => [Math.min(0, lo), hi * 1.05] } },
+    axes: [{ grid: { show: false } }, { label: currency, size: 70, values: (u, ticks) => ticks.map((t) => money.format(t)) }],
+    series: [{},
+      { label: "Actual", stroke: "#0072B2", width: 2, points: { show: false } },
+      { label: "Forecast", stroke: "#D55E00", width: 2, dash: [6, 4], points: { show: false } },
+      { label: "95% high", ...hidden }, { label: "95% low", ...hidden },
+      { label: "80% high", ...hidden }, { label: "80% low", ...hidden }],
+    bands: [{ series: [3, 4], fill: "rgba(230,159,0,0.18)" }, { series: [5, 6], fill: "rgba(230,159,0,0.38)" }],
+    hooks: { draw: [() => markFirstChart()] },
+  };
+  const data = [xs, pick(actual, "values"), pick(forecast, "point"), pick(forecast, "hi95"), pick(forecast, "lo95"),
+    pick(forecast, "hi80"), pick(forecast, "lo80")];
+  const plot = new uPlot(opts, data, wrap);
+  const fit = () => plot.setSize({ width: Math.max(320, wrap.clientWidth || 800), height: 280 });
+  new ResizeObserver(fit).observe(wrap);
+  requestAnimationFrame(fit);
+  return wrap;
+}
+
+export const FORECAST_LEGEND = [
+  { label: "Actual (daily)", colour: "#0072B2" }, { label: "Forecast", colour: "#D55E00" },
+  { label: "80% interval", colour: "rgba(230,159,0,0.55)" }, { label: "95% interval", colour: "rgba(230,159,0,0.25)" }];

@@ -7,6 +7,8 @@ const VIEWS = [
   { id: "spend", label: "Spend", may: "costs", load: () => import("./views/spend.js") },
   { id: "movers", label: "Top movers", may: "costs", load: () => import("./views/movers.js") },
   { id: "team", label: "Team", may: "costs", load: () => import("./views/team.js") },
+  { id: "budgets", label: "Budgets", may: "budgets", load: () => import("./views/budgets.js") },
+  { id: "recommendations", label: "Recommendations", may: "recommendations", load: () => import("./views/recommendations.js") },
   { id: "health", label: "Data health", may: "data_quality", load: () => import("./views/health.js") },
   { id: "coverage", label: "Allocation", may: "allocation_coverage", load: () => import("./views/coverage.js") },
 ];
