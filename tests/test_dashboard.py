@@ -405,6 +405,7 @@ def test_budgets_and_recommendations(keyed_server, browser):
         open_view(browser, f"{base}/#recommendations", "recommendations")
         recs = keyed_server.api("/recommendations", {"status": "open", "limit": 1000}, key)["recommendations"]
         assert role == "finance" and recs or all(r["team"] == "payments" for r in recs)
+        assert browser.execute_script("return document.getElementById('refresh-recommendations')") is None  # admin
         table = read_table(browser, "#recommendations-table")
         assert [(r[0]["text"], r[1]["value"], r[2]["text"], r[7]["text"]) for r in table["rows"]] == [
             (r["action"], r["monthly_savings"], r["currency"], r["status"]) for r in recs]
@@ -416,3 +417,15 @@ def test_budgets_and_recommendations(keyed_server, browser):
         assert {c: Decimal(v) for c, v in shown.items()} == sums
         if role == "finance":
             shot(browser, "recommendations")
+
+
+def test_admin_runs_the_optimizers_from_the_page(demo_server, browser):
+    """The demo (admin) has a button for POST /v1/recommendations/refresh; the list then equals the API's."""
+    open_view(browser, f"{demo_server.base}/#recommendations", "recommendations")
+    browser.execute_script("document.getElementById('refresh-recommendations').click()")
+    wait(browser, "return location.hash.includes('refreshed=') && "
+                  "document.querySelector('#view-recommendations')?.dataset.state === 'ready'", timeout=120)
+    recs = demo_server.api("/recommendations", {"status": "open", "limit": 1000})["recommendations"]
+    table = read_table(browser, "#recommendations-table")
+    assert recs and [(r[0]["text"], r[1]["value"]) for r in table["rows"]] == [
+        (r["action"], r["monthly_savings"]) for r in recs]

@@ -27,8 +27,8 @@ def _index() -> str:
 @router.get("/", summary="The dashboard (HTML page)", response_class=HTMLResponse,
             responses={200: {"content": {"text/html": {}}, "description": "The dashboard's single page."}})
 def dashboard() -> HTMLResponse:
-    """The web dashboard: spend over time, top movers, a team's page, data health and allocation coverage, built
-    on the /v1 API. It asks for an API key (kept in the browser's sessionStorage) unless authentication is
+    """The web dashboard: spend over time, top movers, a team's page, budgets with their forecast, recommendations,
+    data health and allocation coverage, built on the /v1 API. It asks for an API key (kept in the browser's sessionStorage) unless authentication is
     disabled (the demo)."""
     return HTMLResponse(_index(), headers={"Cache-Control": "no-cache"})
 

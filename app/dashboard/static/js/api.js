@@ -27,11 +27,11 @@ export function queryString(params = {}) {
 
 export const apiUrl = (path, params) => `${location.origin}/v1${path}${queryString(params)}`;
 
-export async function api(path, params) {
+export async function api(path, params, method = "GET") {
   const headers = { Accept: "application/json" };
   const key = getKey();
   if (key) headers.Authorization = `Bearer ${key}`;
-  const res = await fetch(apiUrl(path, params), { headers });
+  const res = await fetch(apiUrl(path, params), { headers, method });
   if (!res.ok) {
     let problem = null;
     try { problem = await res.json(); } catch { /* not JSON */ }

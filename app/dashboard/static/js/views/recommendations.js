@@ -5,7 +5,7 @@ import { barCell } from "../chart.js";
 import * as D from "../decimal.js";
 import { h, chartTools, table, problemBox, nextId } from "../ui.js";
 
-export async function render(root, state, setState) {
+export async function render(root, state, setState, ctx) {
   const id = nextId("h");
   const panel = h("section", { class: "panel recommendations", "aria-labelledby": id }, h("h2", { id }, "Recommendations"));
   root.append(panel);
@@ -40,6 +40,20 @@ export async function render(root, state, setState) {
   });
   if (!recs.length) totals.append("none. Run `cloudtally recommend refresh` (or POST /v1/recommendations/refresh).");
   panel.append(totals);
+  if (ctx.me.role === "admin") { // POST /v1/recommendations/refresh is admin-only
+    const run = h("button", { type: "button", class: "csv", id: "refresh-recommendations" }, "Run the optimizers now");
+    run.addEventListener("click", async () => {
+      run.disabled = true;
+      run.textContent = "Running…";
+      try {
+        await api("/recommendations/refresh", {}, "POST");
+        setState({ ...state, refreshed: String(Date.now()) });
+      } catch (err) {
+        run.replaceWith(problemBox(err, "the optimizers"));
+      }
+    });
+    panel.append(run);
+  }
   const max = Math.max(0, ...recs.map((r) => D.toNumber(D.parse(r.monthly_savings))));
   const title = `Recommendations (${params.status}${params.category ? `, ${params.category}` : ""}), biggest predicted monthly savings first`;
   panel.append(table({ caption: title, id: "recommendations-table", numeric: [1, 8, 9],
