@@ -168,6 +168,21 @@ def test_vendored_uplot_is_the_pinned_npm_package():
     assert "MIT License" in (vendor / "LICENSE").read_text()
 
 
+def test_the_wheel_carries_the_page(tmp_path):
+    """`pip install .` (the Docker image) serves the same page: every static file is package data."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+                   check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("cloudtally-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = REPO / "app" / "dashboard" / "static"
+    expected = {f"app/dashboard/static/{p.relative_to(static).as_posix()}" for p in static.rglob("*") if p.is_file()}
+    assert len(expected) > 10 and expected <= names, sorted(expected - names)
+
+
 # -- in the browser ---------------------------------------------------------------------------------------------
 def test_demo_prints_the_dashboard_url_and_opens_without_a_key(demo_server, browser):
     assert f"dashboard: {demo_server.base}/" in "".join(demo_server.output)
