@@ -61,6 +61,12 @@ def read_table(driver, selector: str) -> dict:
                     ({text: c.textContent, value: c.dataset.value ?? null})))};""", selector)
 
 
+def unlabelled_controls(driver) -> list[str]:
+    """Form controls with no label (a <label for>, a wrapping label or aria-label): must be none."""
+    return driver.execute_script("""return [...document.querySelectorAll('input, select, textarea')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.outerHTML)""")
+
+
 def shot(driver, name: str) -> Path:
     path = OUTPUT / f"{name}.png"
     driver.save_screenshot(str(path))
@@ -194,7 +200,22 @@ def test_demo_prints_the_dashboard_url_and_opens_without_a_key(demo_server, brow
     body = demo_server.api("/costs", {"granularity": "day", "group_by": "ProviderName", "metric": "EffectiveCost"})
     assert page_totals(browser, "#view-spend") == {t["currency"]: t["cost"] for t in body["totals"]}
     check_costs_table(read_table(browser, "#view-spend .panel.costs table"), body, "USD")
+    assert unlabelled_controls(browser) == []
     shot(browser, "spend")
+    # Keyboard: Tab from the top reaches the skip link, then the views; Enter on one opens it.
+    from selenium.webdriver.common.keys import Keys
+
+    body_el = browser.find_element("tag name", "body")
+    body_el.send_keys(Keys.TAB)
+    focused = lambda: browser.execute_script("return document.activeElement.textContent")  # noqa: E731
+    for _ in range(10):
+        if focused() == "Top movers":
+            break
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert focused() == "Top movers"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(browser, "return document.querySelector('#view-movers')?.dataset.state === 'ready'")
+    assert unlabelled_controls(browser) == []
 
 
 def test_spend_numbers_equal_the_api(demo_server, browser, downloads):
@@ -415,6 +436,7 @@ def test_budgets_and_recommendations(keyed_server, browser):
         months = read_table(browser, "#forecast-months")
         assert [(r[0]["text"], r[1]["value"]) for r in months["rows"]] == [
             (m["month"], m["forecast"]) for m in forecast["months"]]
+        assert unlabelled_controls(browser) == []
         shot(browser, "budgets" if role == "finance" else "budgets-team")
 
         open_view(browser, f"{base}/#recommendations", "recommendations")
@@ -430,6 +452,7 @@ def test_budgets_and_recommendations(keyed_server, browser):
         shown = browser.execute_script("""return Object.fromEntries([...document.querySelectorAll(
             '#view-recommendations [data-savings-currency]')].map(e => [e.dataset.savingsCurrency, e.dataset.value]))""")
         assert {c: Decimal(v) for c, v in shown.items()} == sums
+        assert unlabelled_controls(browser) == []
         if role == "finance":
             shot(browser, "recommendations")
 
