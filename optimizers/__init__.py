@@ -90,6 +90,6 @@ class Optimizer(Protocol):
 
 def registry() -> dict[str, Callable[[duckdb.DuckDBPyConnection, dict], list[Recommendation]]]:
     """The optimizers `recommend refresh` runs, by name (imported lazily: the CLI starts fast)."""
-    from optimizers import commitments, waste
+    from optimizers import commitments, rightsizing, waste
 
-    return {"commitments": commitments.find, "waste": waste.find}
+    return {"commitments": commitments.find, "waste": waste.find, "rightsizing": rightsizing.find}

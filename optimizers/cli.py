@@ -35,8 +35,10 @@ def refresh(
                                          "CLOUDTALLY_COMMITMENT_RATES, else the built-in one."),
     only: list[str] = typer.Option([], "--only", help="Run only these optimizers: commitments, waste, "
                                    "rightsizing (repeatable)."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Rightsizing metrics source, e.g. "
-                                          "aws:endpoint_url=http://127.0.0.1:5000 (default: the clouds' own)."),
+    metrics: list[str] = typer.Option([], "--metrics", help="Judge the VMs of this cloud on its metrics "
+                                      "(rightsizing), repeatable: aws, azure, gcp, with options after a colon, e.g. "
+                                      "aws:endpoint_url=http://127.0.0.1:5000,period=3600. Default: "
+                                      "CLOUDTALLY_RIGHTSIZING_METRICS (same items, separated by ;), else none."),
 ) -> None:
     """Run the optimizers over the warehouse, store new recommendations, update open ones, and check earlier ones
     against newer data (acted on: realized savings; expired)."""
@@ -52,7 +54,12 @@ def refresh(
     if rates:
         config["rates"] = str(rates)
     if metrics:
-        config["metrics"] = metrics
+        from optimizers.rightsizing import parse_metrics_option
+
+        try:
+            config["metrics"] = parse_metrics_option(metrics)
+        except ValueError as exc:
+            cli.fail(str(exc), 2)
     chosen = only or names
     with cli._progress() as progress:
         task = progress.add_task("running optimizers", total=len(chosen) + 1)

@@ -23,6 +23,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -210,6 +212,8 @@ def refresh(rt, config: dict | None = None, only: list[str] | None = None,
     from optimizers.commitments import load_kinds
 
     config = dict(config or {})
+    if not config.get("metrics") and os.environ.get("CLOUDTALLY_RIGHTSIZING_METRICS"):
+        config["metrics"] = [m for m in os.environ["CLOUDTALLY_RIGHTSIZING_METRICS"].split(";") if m.strip()]
     optimizers = {k: v for k, v in registry().items() if not only or k in only}
     found: list[Recommendation] = []
     with rt.warehouse.connect(read_only=True) as con:
@@ -222,7 +226,7 @@ def refresh(rt, config: dict | None = None, only: list[str] | None = None,
         kinds = {k["name"]: k for k in load_kinds(config.get("rates"))}
         now = utcnow()
         counts = {"new": 0, "updated": 0, "acted_on": 0, "expired": 0, "remeasured": 0}
-        inputs = jsonable({k: v for k, v in config.items()})
+        inputs = json.loads(json.dumps(jsonable(config), default=lambda o: type(o).__name__))
         with rt.sessions() as session:
             open_rows = {r.key: r for r in session.scalars(select(RecommendationRow).where(
                 RecommendationRow.status == "open"))}
@@ -250,7 +254,11 @@ def refresh(rt, config: dict | None = None, only: list[str] | None = None,
                 row.updated_at = now
             categories = {"commitments": "commitment", "waste": "waste", "rightsizing": "rightsizing"}
             ran_categories = {categories[n] for n in optimizers if n in categories}
-            stale = [r for k, r in open_rows.items() if k not in seen and r.category in ran_categories]
+            from optimizers.rightsizing import parse_metrics_option
+
+            measured = set(parse_metrics_option(config.get("metrics")))  # rightsizing judged only these clouds
+            stale = [r for k, r in open_rows.items() if k not in seen and r.category in ran_categories
+                     and (r.category != "rightsizing" or r.provider in measured)]
             acted = list(session.scalars(select(RecommendationRow).where(RecommendationRow.status == "acted_on")))
             after = _resource_after(con, stale + acted, ends)
             bought = _new_commitments(con, stale + acted, ends, kinds)
