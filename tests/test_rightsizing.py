@@ -27,8 +27,9 @@ def vm(itype="m6i.2xlarge"):
 
 
 def flat(value, n=4032, spike=None):
-    """n samples at `value`, the last 20 (0.5%) at `spike`: P99.5 stays `value` while the peak is `spike`."""
-    return [value] * (n - 20) + [spike if spike is not None else value] * 20
+    """n samples at `value`, every 202nd at `spike` (just under 0.5%, spread evenly): P99.5 stays `value` in the
+    window and in each half, while the peak is `spike`."""
+    return [spike if spike is not None and i % 202 == 201 else value for i in range(n)]
 
 
 # -- the rules ----------------------------------------------------------------------------------------------------------
@@ -42,17 +43,27 @@ def test_idle_edges():
 
 
 def test_downsize_edges():
-    # m6i.2xlarge (8 vCPU) -> xlarge (4) when P99.5 x 1.2 x 8 / 4 <= 100, i.e. P99.5 <= 41.67
-    kind, target, ev = rightsizing.judge(vm(), Metrics(cpu=flat(41.6, spike=95)), CFG)
-    assert (kind, target) == ("rightsize_downsize", "m6i.xlarge") and ev["target_cpu"] == 99.84
-    assert rightsizing.judge(vm(), Metrics(cpu=flat(41.7)), CFG) is None
-    # 20.8% fits a large (2 vCPU): 20.8 x 1.2 x 4 = 99.84
-    assert rightsizing.judge(vm(), Metrics(cpu=flat(20.8)), CFG)[1] == "m6i.large"
+    # m6i.2xlarge (8 vCPU) -> xlarge (4) when P99.5 x 1.2 x 8 / 4 <= 90, i.e. P99.5 <= 37.5
+    kind, target, ev = rightsizing.judge(vm(), Metrics(cpu=flat(37.5, spike=95)), CFG)
+    assert (kind, target) == ("rightsize_downsize", "m6i.xlarge") and ev["target_cpu"] == 90.0
+    assert rightsizing.judge(vm(), Metrics(cpu=flat(37.6)), CFG) is None
+    # 18.75% fits a large (2 vCPU): 18.75 x 1.2 x 4 = 90
+    assert rightsizing.judge(vm(), Metrics(cpu=flat(18.75)), CFG)[1] == "m6i.large"
     # memory measured: 45% of 32 GiB x 1.2 does not fit 16 GiB (108%), so no downsize
     assert rightsizing.judge(vm(), Metrics(cpu=flat(30), memory=[45.0] * 10), CFG) is None
     assert rightsizing.judge(vm(), Metrics(cpu=flat(30), memory=[41.0] * 10), CFG)[1] == "m6i.xlarge"
-    # a looser target moves the edge
-    assert rightsizing.judge(vm(), Metrics(cpu=flat(41.7)), {**CFG, "cpu_target": 110})[1] == "m6i.xlarge"
+    # the target is configurable: at 100% the edge moves to 41.67
+    assert rightsizing.judge(vm(), Metrics(cpu=flat(41.6)), {**CFG, "cpu_target": 100})[1] == "m6i.xlarge"
+
+
+def test_growth_is_carried_forward():
+    # P99.5 30% in the first week, 36% in the second: 36 x 1.2 = 43.2 for the next week, and 43.2 x 1.2 x 2 > 90
+    growing = [30.0] * 2016 + [36.0] * 2016
+    assert rightsizing.judge(vm(), Metrics(cpu=growing), CFG) is None
+    kind, target, ev = rightsizing.judge(vm(), Metrics(cpu=growing), {**CFG, "project_trend": False})
+    assert target == "m6i.xlarge" and ev["trend"] == 1.0
+    shrinking = [36.0] * 2016 + [30.0] * 2016  # a falling trend is not extrapolated: P99.5 = 36 fits
+    assert rightsizing.judge(vm(), Metrics(cpu=shrinking), CFG)[1] == "m6i.xlarge"
 
 
 def test_previous_generation():
