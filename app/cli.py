@@ -974,6 +974,10 @@ app.add_typer(budgets_app, name="budgets")
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(finance_app, name="finance")
 
+from app.alerts.cli import alerts_app  # noqa: E402 - alerts (issue 11)
+
+app.add_typer(alerts_app, name="alerts")
+
 
 def main() -> None:
     app()

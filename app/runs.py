@@ -9,8 +9,9 @@
       4. ingests (app.ingest), retrying transient errors with exponential backoff and full jitter
          (app.retry; CLOUDTALLY_INGEST_RETRIES, CLOUDTALLY_INGEST_RETRY_BASE_DELAY), failing fast on permanent ones;
       5. runs the after-ingest steps, each timed in the run record: allocation (done by the ingest for the periods
-         it loaded; its time is measured there), data_quality (app.quality), rollups and alerts (recorded as
-         "not available" until those modules register a step in AFTER_INGEST_STEPS);
+         it loaded; its time is measured there), data_quality (app.quality), rollups (app.rollups) and alerts
+         (app.alerts: evaluate the triggers, deliver what is due); a step registered as None in AFTER_INGEST_STEPS
+         is recorded as "not available";
       6. records the outcome: succeeded, nothing_new (every delivery unchanged or nothing found) or failed, with the
          deliveries loaded, unchanged and failed, their raw and landed counts and sums, the error.
 """
@@ -45,7 +46,13 @@ def _rollups(rt, source: str, periods: list) -> dict:
     return after_ingest(rt, source, periods)
 
 
-AFTER_INGEST_STEPS: dict[str, Callable | None] = {"rollups": _rollups, "alerts": None}
+def _alerts(rt, source: str, periods: list) -> dict:
+    from app.alerts.worker import after_ingest
+
+    return after_ingest(rt, source, periods)
+
+
+AFTER_INGEST_STEPS: dict[str, Callable | None] = {"rollups": _rollups, "alerts": _alerts}
 
 
 def _iso(value: datetime | None) -> str | None:

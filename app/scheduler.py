@@ -149,6 +149,9 @@ class IngestScheduler:
         self.sync()
         self.scheduler.add_job(self.sync, "interval", seconds=self.rt.settings.scheduler_sync_seconds,
                                id="sync-sources", jobstore="local", replace_existing=True, coalesce=True)
+        from app.alerts.worker import install as install_alerts
+
+        install_alerts(self)  # deliver due alerts and evaluate alert triggers (app/alerts)
         log.info("scheduler started: %d source jobs", len(self.jobs()))
 
     def shutdown(self, wait: bool = True) -> None:

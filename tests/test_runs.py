@@ -50,7 +50,7 @@ def test_run_records_deliveries_sums_steps_and_nothing_new(rt_any, tmp_path):
     assert [s["name"] for s in first.steps] == ["allocation", "data_quality", "rollups", "alerts"]
     assert first.steps[0]["status"] == "succeeded" and first.steps[0]["periods"] == ["2026-09", "2026-10"]
     assert first.steps[0]["duration_ms"] >= 0 and first.steps[1]["checks"] >= 5
-    assert [s["status"] for s in first.steps[2:]] == ["succeeded", "not available"]
+    assert [s["status"] for s in first.steps[2:]] == ["succeeded", "succeeded"]  # rollups, alerts (app/alerts)
     assert first.steps[2]["periods"] == ["2026-09", "2026-10"]  # the daily rollups of the loaded periods
 
     again = run_source(rt_any, "aws", "cli")

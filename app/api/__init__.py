@@ -58,6 +58,9 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
     app.include_router(recommendations.router, prefix="/v1", dependencies=authenticated)
     for router in (budgets.router, forecasts.router):  # ITFM (app/itfm)
         app.include_router(router, prefix="/v1", dependencies=authenticated)
+    from app.api.routers import alerts  # alerts to Slack, Teams, webhooks (app/alerts)
+
+    app.include_router(alerts.router, prefix="/v1", dependencies=authenticated)
     from app import dashboard
 
     dashboard.install(app)  # the web page at / (app/dashboard), built on the /v1 routes above
