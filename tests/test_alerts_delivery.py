@@ -206,3 +206,24 @@ def test_two_workers_never_send_one_delivery_twice(rt_any, receiver):
 def test_resolve_without_open_event_is_harmless(rt):
     with rt.sessions() as session:
         assert resolve(session, "nothing") is None
+
+
+def test_the_serve_scheduler_delivers_pending_alerts(rt, receiver):
+    import time as _time
+
+    from app.scheduler import IngestScheduler
+
+    rt = allow_local(rt, deliver_seconds=0.2)
+    store.create_channel(rt, "pay", "slack", receiver.url, team="payments")
+    _raise(rt, now=datetime.now(timezone.utc))
+    scheduler = IngestScheduler(rt)
+    scheduler.start()
+    try:
+        assert {j.id for j in scheduler.scheduler.get_jobs(jobstore="local")} >= {"alerts-deliver", "alerts-evaluate"}
+        deadline = _time.monotonic() + 15
+        while not receiver.received and _time.monotonic() < deadline:
+            _time.sleep(0.1)
+    finally:
+        scheduler.shutdown()
+    assert len(receiver.received) == 1
+    assert _views(rt)[0]["status"] == "succeeded"
