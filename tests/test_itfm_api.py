@@ -113,7 +113,8 @@ def test_api_budgets_forecasts_finance_with_roles_and_team_scope(loaded):
         acc = doc["accuracy"]
         assert acc["available"] and acc["windows"] == 6 and acc["horizon_days"] == 30
         assert set(acc["metrics"]) >= {"daily_mape", "wape", "month_ape_median", "month_ape_p90", "coverage80",
-                                       "coverage95", "mase", "mase_snaive"}
+                                       "coverage95", "mase", "mase_snaive", "interval_scale80"}
+        assert doc["intervals_calibration"]["scale80"] == acc["metrics"]["interval_scale80"]
         assert team.get("/v1/forecasts", params={"team": "alpha"}).status_code == 403
         assert team.get("/v1/forecasts/accuracy", params={"team": "alpha"}).status_code == 403
         assert [b["scope_key"] for b in team.get("/v1/forecasts/accuracy").json()["backtests"]] == ["team=beta"]
@@ -147,14 +148,21 @@ def test_backtest_plan_rolls_the_origin_without_overlap_when_history_allows():
 def test_window_metrics_by_hand():
     y = np.array([10.0, 20.0, 0.0, 40.0])
     f = {"point": np.array([12.0, 18.0, 1.0, 40.0]), "lo80": np.array([11, 19, -1, 30.0]),
-         "hi80": np.array([13, 21, 2, 50.0]), "lo95": np.array([0, 0, -5, 0.0]), "hi95": np.array([99, 99, 9, 99.0])}
+         "hi80": np.array([13, 21, 2, 50.0]), "lo95": np.array([0, 0, -5, 0.0]), "hi95": np.array([99, 99, 9, 99.0]),
+         "half80": np.array([1.0, 1, 1.5, 10]), "half95": np.array([50.0, 50, 7, 50])}
     train = np.array([1.0, 2, 3, 4, 5, 6, 7, 3, 4, 5, 6, 7, 8, 9])  # lag-7 differences: all 2
     m = bt.window_metrics(y, f, train)
     assert m["abs_err"] == 5 and m["abs_y"] == 70 and m["scale"] == 2
     assert m["month_ape"] == pytest.approx(1 / 70 * 100) and m["in80"] == 3 and m["in95"] == 4
     assert m["mae"] == 1.25 and m["mae_snaive"] == pytest.approx(np.mean(np.abs(np.array([3, 4, 5, 6.0]) - y)))
+    assert m["r80"] == [2.0, 2.0, 1 / 1.5, 0.0]  # |error| / the model's half-width: conformity scores
     s = bt.summarize([m])
-    assert s["wape"] == round(5 / 70 * 100, 2) and s["coverage80"] == 75.0 and s["coverage95"] == 100.0
+    assert s["wape"] == round(5 / 70 * 100, 2) and s["coverage80_model"] == 75.0 and s["coverage95_model"] == 100.0
+    # one window: no other window to calibrate on (scale 1); two identical windows calibrate each other
+    assert s["coverage80"] == 50.0 and s["interval_scale80"] == 2.0  # ceil(5 x 0.8) = 4th smallest score of 4
+    two = bt.summarize([m, m])
+    assert two["coverage80"] == 100.0 and two["interval_scale80"] == 2.0
+    assert bt.conformal_scale([0.1] * 10, 80) == 0.5 and bt.conformal_scale([9.0], 80) == 5.0
     assert s["daily_mape"] == round(np.mean([0.2, 0.1, 0.0]) * 100, 2) and s["mase"] == round(1.25 / 2, 3)
 
 

@@ -7,7 +7,9 @@ days give a step of 9, windows overlapping); fewer than 14 + h + 5 days of histo
 Figures (over all windows; each model sees only its training days):
 - `daily_mape` (days with cost ≠ 0) and `wape` = Σ|e| / Σ|y|, in %;
 - `month_ape_median`, `month_ape_p90`: absolute % error of each window's 30-day total (what finance sees);
-- `coverage80`, `coverage95`: % of days inside the 80% / 95% interval;
+- `coverage80`, `coverage95`: % of days inside the 80% / 95% interval as served: calibrated (split conformal) on
+  the other windows' errors, leave one window out; `coverage80_model`, `coverage95_model`: the model's own
+  intervals; `interval_scale80/95`: the factor a served forecast's half-widths get (from every window);
 - `mase`: MAE / in-sample MAE of the seasonal naive (lag 7) on the training days, mean over windows, and
   `mase_snaive` the same for the seasonal-naive forecast itself; `mase_improvement` = 1 − Σ MAE / Σ MAE(snaive),
   in % (the target: ≥ 20).
@@ -57,7 +59,20 @@ def window_metrics(y: np.ndarray, f: dict, train: np.ndarray) -> dict:
         "in80": int(np.sum((y >= f["lo80"]) & (y <= f["hi80"]))), "in95": int(np.sum((y >= f["lo95"]) & (y <= f["hi95"]))),
         "days": len(y), "mae": float(np.mean(np.abs(e))), "mae_snaive": float(np.mean(np.abs(sn - y))), "scale": scale,
         "forecast_total": float(np.sum(f["point"])), "actual_total": ysum,
+        # |error| / the model's half-width per day: the conformity scores of the interval calibration
+        "r80": [float(x) for x in np.abs(e) / np.maximum(f["half80"], 1e-9)],
+        "r95": [float(x) for x in np.abs(e) / np.maximum(f["half95"], 1e-9)],
     }
+
+
+def conformal_scale(scores: list[float], level: int) -> float:
+    """The split-conformal quantile of |error| / half-width: the ceil((n + 1) * level%)-th smallest score, kept
+    within [0.5, 5] (so one wild window cannot make intervals useless)."""
+    if not scores:
+        return 1.0
+    s = np.sort(np.asarray(scores))
+    k = min(len(s), int(np.ceil((len(s) + 1) * level / 100))) - 1
+    return float(min(5.0, max(0.5, s[k])))
 
 
 def summarize(windows: list[dict]) -> dict:
@@ -67,6 +82,14 @@ def summarize(windows: list[dict]) -> dict:
     month_sn = [w["month_ape_snaive"] for w in windows if w["month_ape_snaive"] == w["month_ape_snaive"]]
     scaled = [(w["mae"] / w["scale"], w["mae_snaive"] / w["scale"]) for w in windows if w["scale"] and w["scale"] == w["scale"]]
     mae, mae_sn = sum(w["mae"] for w in windows), sum(w["mae_snaive"] for w in windows)
+    # Calibrated coverage, measured honestly: each window's intervals are scaled by the conformal quantile of the
+    # OTHER windows' scores (leave one window out), as a served forecast is scaled by all of them.
+    cal_in = {80: 0, 95: 0}
+    for i, w in enumerate(windows):
+        for level in (80, 95):
+            others = [x for j, v in enumerate(windows) if j != i for x in v[f"r{level}"]]
+            k = conformal_scale(others, level)
+            cal_in[level] += sum(1 for x in w[f"r{level}"] if x <= k)
     r = lambda x, nd=2: None if x is None or x != x else round(float(x), nd)  # noqa: E731
     return {
         "daily_mape": r(np.mean(apes) * 100 if apes else None),
@@ -75,8 +98,12 @@ def summarize(windows: list[dict]) -> dict:
         "month_ape_median": r(np.median(month) if month else None),
         "month_ape_p90": r(np.percentile(month, 90) if month else None),
         "month_ape_median_snaive": r(np.median(month_sn) if month_sn else None),
-        "coverage80": r(sum(w["in80"] for w in windows) / days * 100),
-        "coverage95": r(sum(w["in95"] for w in windows) / days * 100),
+        "coverage80": r(cal_in[80] / days * 100),
+        "coverage95": r(cal_in[95] / days * 100),
+        "coverage80_model": r(sum(w["in80"] for w in windows) / days * 100),
+        "coverage95_model": r(sum(w["in95"] for w in windows) / days * 100),
+        "interval_scale80": r(conformal_scale([x for w in windows for x in w["r80"]], 80), 3),
+        "interval_scale95": r(conformal_scale([x for w in windows for x in w["r95"]], 95), 3),
         "mase": r(np.mean([a for a, _ in scaled]) if scaled else None, 3),
         "mase_snaive": r(np.mean([b for _, b in scaled]) if scaled else None, 3),
         "mase_improvement": r((1 - mae / mae_sn) * 100 if mae_sn else None),

@@ -385,14 +385,15 @@ def compute_status(b: Budget, start: date, end: date, series: DailySeries | None
 _FORECASTS: OrderedDict = OrderedDict()  # a pure function of the series: memoized on its content
 
 
-def cached_forecast(s: DailySeries, horizon: int, model: str = DEFAULT_MODEL) -> Forecast:
-    """forecast_series, remembered for the same series (the same days and amounts), horizon and model."""
-    key = (s.scope, s.currency, s.start, tuple(s.usage), tuple(s.calendar), horizon, model)
+def cached_forecast(s: DailySeries, horizon: int, model: str = DEFAULT_MODEL,
+                    scale: tuple[float, float] = (1.0, 1.0)) -> Forecast:
+    """forecast_series, remembered for the same series (the same days and amounts), horizon, model and scale."""
+    key = (s.scope, s.currency, s.start, tuple(s.usage), tuple(s.calendar), horizon, model, scale)
     hit = _FORECASTS.get(key)
     if hit is not None:
         _FORECASTS.move_to_end(key)
         return hit
-    f = forecast_series(s, horizon, model)
+    f = forecast_series(s, horizon, model, scale)
     _FORECASTS[key] = f
     while len(_FORECASTS) > 256:
         _FORECASTS.popitem(last=False)

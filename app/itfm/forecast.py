@@ -11,6 +11,8 @@ prediction intervals.
    days, with its 80% and 95% intervals; SeasonalNaive(7) if it cannot fit. A scope whose usage never went
    negative is never forecast below zero.
 3. The forecast is the sum; the intervals are the usage intervals shifted by the calendar part (which has none).
+   Served forecasts calibrate the interval widths on the scope's own backtest (split conformal: the half-widths are
+   multiplied by the 80th / 95th percentile of |error| / half-width over the backtest's days; app.itfm.backtest).
 
 A scope with fewer than 14 days of history (from its first day with cost) is refused with the reason: no forecast
 from so little data. Forecast values are Decimal, rounded to the cent (half even); the model computes in floats.
@@ -150,19 +152,26 @@ def usage_forecast(y: np.ndarray, h: int, model: str = DEFAULT_MODEL) -> tuple[d
     return _snaive(y, h), "snaive"
 
 
-def forecast_arrays(usage: np.ndarray, cal: np.ndarray, start: date, h: int, model: str = DEFAULT_MODEL) -> dict:
-    """Float arrays of one series' forecast (point, lo80, hi80, lo95, hi95, calendar) and the model used."""
+def forecast_arrays(usage: np.ndarray, cal: np.ndarray, start: date, h: int, model: str = DEFAULT_MODEL,
+                    scale: tuple[float, float] = (1.0, 1.0)) -> dict:
+    """Float arrays of one series' forecast (point, lo80, hi80, lo95, hi95, calendar) and the model used. `scale`
+    multiplies the model's 80% and 95% interval half-widths (conformal calibration from the scope's backtest)."""
     y = usage[-TRAIN_DAYS:]
     u, used = usage_forecast(y, h, model)
     cal_f = calendar_projection(cal, start, h)
     floor = 0.0 if np.all(usage >= 0) else -np.inf
-    out = {"calendar": cal_f, "model": used}
-    for name, k in (("point", "mean"), ("lo80", "lo-80"), ("hi80", "hi-80"), ("lo95", "lo-95"), ("hi95", "hi-95")):
-        out[name] = np.maximum(np.asarray(u[k], dtype=float), floor) + cal_f
+    mean = np.asarray(u["mean"], dtype=float)
+    out = {"calendar": cal_f, "model": used, "point": np.maximum(mean, floor) + cal_f}
+    for level, k in zip(LEVELS, scale):
+        lo, hi = np.asarray(u[f"lo-{level}"], dtype=float), np.asarray(u[f"hi-{level}"], dtype=float)
+        out[f"half{level}"] = (hi - lo) / 2  # the model's own half-width, before calibration
+        out[f"lo{level}"] = np.maximum(mean - (mean - lo) * k, floor) + cal_f
+        out[f"hi{level}"] = np.maximum(mean + (hi - mean) * k, floor) + cal_f
     return out
 
 
-def forecast_series(s: DailySeries, horizon: int, model: str = DEFAULT_MODEL) -> Forecast:
+def forecast_series(s: DailySeries, horizon: int, model: str = DEFAULT_MODEL,
+                    scale: tuple[float, float] = (1.0, 1.0)) -> Forecast:
     """Forecast `horizon` days after the series' last day; NotEnoughHistory below MIN_DAYS days."""
     n = len(s.usage)
     if n < MIN_DAYS:
@@ -173,7 +182,7 @@ def forecast_series(s: DailySeries, horizon: int, model: str = DEFAULT_MODEL) ->
         raise ValueError(f"horizon must be 1 to {MAX_HORIZON_DAYS} days")
     usage = np.array([float(v) for v in s.usage])
     cal = np.array([float(v) for v in s.calendar])
-    f = forecast_arrays(usage, cal, s.start, horizon, model)
+    f = forecast_arrays(usage, cal, s.start, horizon, model, scale)
     return Forecast(
         s.scope, s.currency, s.end + timedelta(days=1),
         *([cents(x) for x in f[k]] for k in ("point", "lo80", "hi80", "lo95", "hi95", "calendar")),

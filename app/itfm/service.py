@@ -13,7 +13,15 @@ from app.itfm import backtest as bt
 from app.itfm import periods
 from app.itfm.actuals import ScopeDims, daily_series
 from app.itfm.budgets import cached_forecast
-from app.itfm.forecast import DEFAULT_MODEL, MAX_HORIZON_DAYS, NotEnoughHistory
+from app.itfm.forecast import DEFAULT_MODEL, MAX_HORIZON_DAYS, MIN_DAYS, NotEnoughHistory, forecast_series
+
+
+def _too_short(s) -> NotEnoughHistory:
+    try:
+        forecast_series(s, 1)
+    except NotEnoughHistory as exc:
+        return exc
+    raise AssertionError("not too short")
 
 
 def accuracy(session: Session, series, metric: str, model: str = DEFAULT_MODEL) -> dict:
@@ -35,11 +43,13 @@ def forecast_scope(con: duckdb.DuckDBPyConnection, session: Session, scope: Scop
     found = daily_series(con, [scope], metric, currency)
     out, refused = [], []
     for (_, cur), s in sorted(found.items(), key=lambda kv: kv[0][1]):
-        try:
-            f = cached_forecast(s, horizon_days, model)
-        except NotEnoughHistory as exc:
-            refused.append({"currency": cur, "reason": str(exc)})
+        if len(s.usage) < MIN_DAYS:
+            refused.append({"currency": cur, "reason": str(_too_short(s))})
             continue
+        acc = accuracy(session, s, metric, model)
+        scale = ((acc["metrics"].get("interval_scale80") or 1.0, acc["metrics"].get("interval_scale95") or 1.0)
+                 if acc["available"] else (1.0, 1.0))
+        f = cached_forecast(s, horizon_days, model, scale)
         months = {}
         for i, v in enumerate(f.point):
             m = f"{f.day(i):%Y-%m}"
@@ -55,7 +65,10 @@ def forecast_scope(con: duckdb.DuckDBPyConnection, session: Session, scope: Scop
                               if m == f"{first:%Y-%m}" and f.start.day != 1 else {})}
                           for m, v in months.items()],
                "total": money_str(sum(f.point, Decimal(0))),
-               "accuracy": accuracy(session, s, metric, model)}
+               "intervals_calibration": ({"method": "split conformal on the scope's backtest", "scale80": scale[0],
+                                          "scale95": scale[1]} if acc["available"] else
+                                         {"method": "model (no backtest yet)", "scale80": 1.0, "scale95": 1.0}),
+               "accuracy": acc}
         if daily:
             doc["days"] = [{k: (money_str(v) if isinstance(v, Decimal) else v) for k, v in r.items()} for r in f.rows()]
         out.append(doc)
