@@ -948,6 +948,9 @@ def demo(
             for t in result.totals:
                 table.add_row("[bold]total", f"[bold]{cents_str(t['cost'])}", t["currency"])
             out.print(table)
+    from optimizers.demo import recommend as demo_recommendations
+
+    demo_recommendations(rt, out)  # commitments, waste, rightsizing (CloudWatch metrics served by moto): issue 12
     if serve_api:
         import uvicorn
 

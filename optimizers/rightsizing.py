@@ -1,6 +1,7 @@
 """Rightsizing: the VMs the bill shows, judged on their CPU (and memory where measured) over the last 14 days.
 
-Which VMs: Usage lines of ServiceSubcategory Virtual Machines billed in hours, not Spot, with a line on the
+Which VMs: Usage lines of ServiceSubcategory Virtual Machines billed in hours, not Spot, not a NAT gateway or
+load balancer (AWS's CUR bills those under EC2), with a line on the
 provider's last day of data; the instance type comes from SkuPriceDetails' InstanceType, else from the
 description. Metrics come from the connector of the VM's cloud (optimizers/metrics), only for the clouds named in
 the `metrics` setting (`cloudtally recommend refresh --metrics aws --metrics azure:subscription=...`); without
@@ -36,6 +37,7 @@ import numpy as np
 from app.warehouse import COST_TABLE
 from optimizers import Recommendation, jsonable, money, monthly
 from optimizers.metrics import VM, Metrics
+from optimizers.waste import NETWORK
 
 DEFAULTS = {"window_days": 14, "idle_cpu": 5.0, "idle_network_mb": 5.0, "cpu_percentile": 99.5, "headroom": 0.2,
             "cpu_target": 90.0, "project_trend": True}
@@ -92,8 +94,10 @@ def vms_in_bill(con: duckdb.DuckDBPyConnection, days: int) -> list[dict]:
         FROM {COST_TABLE} c JOIN b ON b.provider = c."ProviderName"
         WHERE "ChargeCategory" = 'Usage' AND "ServiceSubcategory" = 'Virtual Machines' AND "PricingUnit" = 'Hours'
           AND coalesce("PricingCategory", '') <> 'Dynamic' AND "ResourceId" IS NOT NULL
+          AND coalesce("CommitmentDiscountStatus", '') <> 'Unused'
+          AND NOT regexp_matches(lower(concat_ws(' ', "SkuMeter", "ChargeDescription", "ResourceType")), ?)
           AND "ChargePeriodStart" >= hi - INTERVAL {int(days)} DAY
-        GROUP BY 1, 2, 3 HAVING max("ChargePeriodEnd") >= max(hi) - INTERVAL 1 DAY ORDER BY 1, 2""").fetchall()
+        GROUP BY 1, 2, 3 HAVING max("ChargePeriodEnd") >= max(hi) - INTERVAL 1 DAY ORDER BY 1, 2""", [NETWORK]).fetchall()
     out = []
     for prov, rid, cur, acct, sub, region, details, text, hi, cost, on_demand, committed, _ in rows:
         itype = None

@@ -8,7 +8,7 @@ ChargeDescription, ResourceType, SkuPriceDetails, ResourceId, lower-cased):
 | kind | rule | saving |
 |---|---|---|
 | `idle_public_ip` | an idle address charge: AWS `IdleAddress` / "not attached to a running instance", Google Cloud "Static Ip Charge" (a reserved address not in use) | the whole cost (release it) |
-| `unattached_volume` | block storage (ServiceSubcategory Block Storage, not a snapshot) charged every day of the window while no VM was billed in its location (availability zone, else resource group, else region, within the same sub account) during the window: the volume outlived its instance (a billing proxy; inventory would be certain) | the whole cost (snapshot, then delete) |
+| `unattached_volume` | block storage (ServiceSubcategory Block Storage, ResourceType Volume or Disk, an EBS `vol-` id or a `/disks/` id; not a snapshot) charged every day of the window while no VM was billed in its location (availability zone, else resource group, else region, within the same sub account) during the window: the volume outlived its instance (a billing proxy; inventory would be certain) | the whole cost (snapshot, then delete) |
 | `old_snapshot` | snapshot storage first billed more than `snapshot_days` (90) days before the data ends | the whole cost (delete or archive) |
 | `idle_network` | a NAT gateway or load balancer billed for at least `idle_days` (14) days whose only charges in that window are hourly: its data processed / LCU quantity is at most `idle_network_quantity` (1 GB) | the whole cost (delete) |
 | `gp2_to_gp3` | AWS gp2 volume storage | 20% of its cost (gp3 lists at 0.08 vs gp2 0.10 USD per GB-month in us-east-1) |
@@ -32,6 +32,10 @@ IDLE_IP = r"idleaddress|not attached to a running instance|static ip charge"
 NETWORK = r"nat gateway|natgateway|load balanc|loadbalancer|elastic load"
 TEXT = ("lower(concat_ws(' ', \"SkuMeter\", \"ChargeDescription\", \"ResourceType\", \"SkuPriceDetails\", "
         "\"ResourceId\"))")
+# Block storage: FOCUS's subcategory where the provider sets it; AWS's CUR bills EBS under EC2 (Virtual Machines),
+# so volume ids and resource types count too.
+VOLUME = ("\"ServiceSubcategory\" = 'Block Storage' OR \"ResourceType\" IN ('Volume', 'Disk') "
+          "OR \"ResourceId\" LIKE 'vol-%' OR \"ResourceId\" LIKE '%/disks/%'")
 ENV = ("lower((list_filter(map_entries(\"Tags\"), lambda e: lower(e.key) IN ('env', 'environment'))[1]).value)")
 
 
@@ -98,11 +102,12 @@ def unattached_volumes(con, cfg: dict) -> list[Recommendation]:
     days = int(cfg["window_days"])
     sql = f"""WITH {_window(days)},
         vms AS (SELECT DISTINCT "ProviderName", "SubAccountId", location FROM w
-                WHERE "ServiceSubcategory" = 'Virtual Machines'),
+                WHERE "ServiceSubcategory" = 'Virtual Machines' AND "PricingUnit" ILIKE '%hours'
+                  AND NOT regexp_matches(txt, '{NETWORK}')),
         vols AS (SELECT {RESOURCE_COLS}, any_value(location) AS location,
                         count(DISTINCT CAST("ChargePeriodStart" AS DATE)) AS days_billed
                  FROM w JOIN live USING ("ProviderName", "ResourceId")
-                 WHERE "ServiceSubcategory" = 'Block Storage' AND NOT txt LIKE '%snapshot%'
+                 WHERE ({VOLUME}) AND NOT txt LIKE '%snapshot%' AND NOT "PricingUnit" ILIKE '%hours'
                  GROUP BY "ProviderName", "BillingCurrency", "ResourceId")
         SELECT v.* FROM vols v
         WHERE v.days_billed >= ? AND NOT EXISTS (

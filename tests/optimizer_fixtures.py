@@ -73,7 +73,8 @@ def line(day: date, provider: str = "AWS", hours: int = 24, start: datetime | No
            "PricingUnit": "Hours", "ProviderName": provider, "PublisherName": provider,
            "InvoiceIssuerName": provider, "ServiceCategory": "Compute", "ServiceName": "Amazon Elastic Compute Cloud",
            "ServiceSubcategory": "Virtual Machines", "SubAccountId": "222222222222", "SubAccountName": "fixture",
-           "RegionId": "us-east-1", "RegionName": "US East (N. Virginia)", "SkuId": "SKU", "SkuPriceId": "SKU.1"}
+           "RegionId": "us-east-1", "RegionName": "US East (N. Virginia)", "SkuId": "SKU", "SkuPriceId": "SKU.1",
+           "SkuMeter": "Compute Instance"}
     row.update(cols)
     return row
 

@@ -16,7 +16,7 @@ import pytest
 from optimizers import rightsizing
 from optimizers.metrics import VM, Metrics
 from optimizers.metrics import aws as cw
-from tests.optimizer_fixtures import ingest_rows, line
+from tests.optimizer_fixtures import demo_rt, ingest_rows, line  # noqa: F401 - fixtures
 
 CFG = dict(rightsizing.DEFAULTS)
 END = datetime(2026, 7, 1, tzinfo=timezone.utc)
@@ -258,3 +258,20 @@ def test_cloud_monitoring_connector(recorder):
     assert server.requests[0][0] == "/v3/projects/p1/timeSeries"
     assert q["aggregation.perSeriesAligner"] == "ALIGN_MAX" and q["aggregation.alignmentPeriod"] == "300s"
     assert q["interval.startTime"] == "2026-06-17T00:00:00Z" and q["interval.endTime"] == "2026-07-01T00:00:00Z"
+
+
+def test_demo_rightsizing_through_moto(demo_rt, s3_endpoint):
+    """The demo's CPU history, served by moto's CloudWatch: its checkout-api VMs (10-30% CPU on m6i.xlarge) halve."""
+    from optimizers import demo
+
+    series, regions = demo.cpu_history(demo_rt)
+    assert len(series) == 23 and all(len(p) == 336 for p in series.values())
+    opts = {"endpoint_url": s3_endpoint, "period": 3600}
+    for region, rids in regions.items():
+        cw.put_metrics({r: series[r] for r in rids}, region, opts)
+    with demo_rt.warehouse.connect(read_only=True) as con:
+        found = rightsizing.find(con, {"metrics": {"AWS": opts}})
+    assert {r.kind for r in found} == {"rightsize_downsize"} and len(found) == 12
+    assert {r.evidence["target_type"] for r in found} == {"m6i.large"}
+    for r in found:  # half the observed cost of each VM (the large lists at half the xlarge)
+        assert r.monthly_savings == (Decimal(r.evidence["window_cost"]) / 2 * 730 / 336).quantize(Decimal("0.01"))
