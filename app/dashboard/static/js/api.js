@@ -31,7 +31,11 @@ export async function api(path, params, method = "GET") {
   const headers = { Accept: "application/json" };
   const key = getKey();
   if (key) headers.Authorization = `Bearer ${key}`;
-  const res = await fetch(apiUrl(path, params), { headers, method });
+  return fromResponse(await fetch(apiUrl(path, params), { headers, method }));
+}
+
+// A fetch Response as the API's JSON, or an ApiError with its problem document.
+export async function fromResponse(res) {
   if (!res.ok) {
     let problem = null;
     try { problem = await res.json(); } catch { /* not JSON */ }

@@ -1,6 +1,6 @@
 // The dashboard shell: who am I (/v1/me: a key, or the open demo mode), the navigation, and the view named in the
 // URL hash (#spend?start=...&group_by=...: the view's query, shareable and restored on reload).
-import { api, ApiError, getKey, setKey, clearKey } from "./api.js";
+import { api, ApiError, fromResponse, getKey, setKey, clearKey } from "./api.js";
 import { h } from "./ui.js";
 
 const VIEWS = [
@@ -68,7 +68,15 @@ function renderShell() {
   );
   if (getKey()) {
     const out = h("button", { type: "button", class: "link" }, "Sign out");
-    out.addEventListener("click", () => { clearKey(); location.hash = ""; start(); });
+    out.addEventListener("click", () => {
+      // Forget the key and the view (no hashchange: a view must not render between sign-out and the key form).
+      window.removeEventListener("hashchange", route);
+      ctx.me = null;
+      renderSeq += 1;
+      clearKey();
+      history.replaceState(null, "", location.pathname);
+      start();
+    });
     who.append(" ", out);
   }
   nav.replaceChildren(h("ul", {}, VIEWS.filter((v) => me.may.includes(v.may)).map((v) =>
@@ -78,6 +86,7 @@ function renderShell() {
 let renderSeq = 0;
 
 async function route() {
+  if (!ctx.me) return; // signed out
   const seq = ++renderSeq;
   let { view, state } = parseHash();
   const allowed = VIEWS.filter((v) => ctx.me.may.includes(v.may));
@@ -86,7 +95,7 @@ async function route() {
   for (const a of nav.querySelectorAll("a")) a.removeAttribute("aria-current");
   nav.querySelector(`a[data-view="${def.id}"]`)?.setAttribute("aria-current", "page");
   const mod = await def.load();
-  if (seq !== renderSeq) return;
+  if (seq !== renderSeq || !ctx.me) return;
   const root = h("div", { class: "view", id: `view-${def.id}`, "aria-busy": "true" });
   main.replaceChildren(root);
   document.title = `${def.label} · CloudTally`;
@@ -101,7 +110,10 @@ async function route() {
 
 async function start() {
   try {
-    ctx.me = await api("/me");
+    // index.html asked /v1/me already while the modules loaded (first load only; after a sign-in, ask again).
+    const early = window.ctMe;
+    window.ctMe = null;
+    ctx.me = early ? await fromResponse(await early) : await api("/me");
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       const had = getKey();
