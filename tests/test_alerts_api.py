@@ -6,7 +6,7 @@ import json
 
 from app.alerts import channels as payloads
 from app.alerts.events import raise_event
-from tests.alerts_fixtures import Receiver, allow_local, receiver, receivers  # noqa: F401
+from tests.alerts_fixtures import allow_local, receiver, receivers  # noqa: F401
 from tests.helpers import api_client, cli
 
 

@@ -11,8 +11,8 @@ import yaml
 from sqlalchemy import select
 
 from app import demo, sources
-from app.alerts import anomaly, delivery, store, triggers
-from app.control import AlertEvent, IngestRun, utcnow
+from app.alerts import anomaly, store, triggers
+from app.control import AlertEvent, IngestRun
 from app.ingest import ingest
 from app.runtime import Runtime
 from app.settings import Settings
