@@ -163,7 +163,7 @@ def forecast(
     account: Optional[str] = typer.Option(None, help="SubAccountId."),
     currency: Optional[str] = typer.Option(None, help="Billing currency (default: each)."),
     horizon: int = typer.Option(90, "--horizon", help="Days to forecast (1-366)."),
-    model: str = typer.Option("ets", help="ets, snaive, mstl or arima (usage part)."),
+    model: str = typer.Option("mstl", help="mstl (default), ets, snaive or arima (usage part)."),
     output: str = typer.Option("table", "--output", help="table or json."),
 ) -> None:
     """Forecast a scope's daily cost after the last day of data, with 80%/95% intervals and the scope's measured
@@ -213,7 +213,7 @@ def forecast(
 def forecast_backtest(
     budgets_only: bool = typer.Option(True, "--budgets/--teams", help="Backtest every budget's scope (default) or "
                                       "every team."),
-    model: str = typer.Option("ets", help="ets, snaive, mstl or arima."),
+    model: str = typer.Option("mstl", help="mstl (default), ets, snaive or arima."),
     output: str = typer.Option("table", "--output", help="table or json."),
 ) -> None:
     """Run and store the rolling-origin backtest (h = 30, 6 windows) of every budget's scope or every team."""

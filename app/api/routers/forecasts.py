@@ -50,8 +50,8 @@ def get_forecast(
     metric: Literal["EffectiveCost", "BilledCost"] = Query("EffectiveCost", description="Cost metric."),
     horizon_days: int = Query(90, ge=1, le=MAX_HORIZON_DAYS, description="Days to forecast after the last day of "
                               "data (at most 366: 12 months)."),
-    model: Literal["ets", "snaive", "mstl", "arima"] = Query("ets", description="Usage model: AutoETS (default), "
-                                                             "SeasonalNaive, MSTL or AutoARIMA, weekly seasonality."),
+    model: Literal["mstl", "ets", "snaive", "arima"] = Query("mstl", description="Usage model, weekly seasonality: "
+                                                             "MSTL (default), AutoETS, SeasonalNaive or AutoARIMA."),
     daily: bool = Query(True, description="Include the daily values (else month totals only)."),
 ):
     """Per currency: the daily forecast after the last day of data (point, 80% and 95% intervals, the calendar part
