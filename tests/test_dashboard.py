@@ -331,6 +331,14 @@ def test_movers_coverage_and_health_with_a_finance_key(keyed_server, browser, do
         (c["source"], c["check"], c["status"]) for c in checks)
     shot(browser, "health")
 
+    # A finance key picks any team: the team page narrows the budgets to those scoped to it.
+    open_view(browser, f"{base}/#team?team=data", "team")
+    assert browser.execute_script("return document.querySelector('.team-head').dataset.team") == "data"
+    statuses = keyed_server.api("/budgets/status", {}, key)["statuses"]
+    mine = [(s["name"], s["eac"]) for s in statuses if s["team"] == "data"]
+    assert [(r[0]["text"], r[8]["value"]) for r in read_table(browser, "#team-budgets-table")["rows"]] == mine
+    assert mine and len(mine) < len(statuses)
+
 
 def test_a_team_key_sees_only_its_team(keyed_server, browser):
     base, key = keyed_server.base, keyed_server.keys["team:payments"]
@@ -352,6 +360,13 @@ def test_a_team_key_sees_only_its_team(keyed_server, browser):
                                        "filter": "team=payments"}, key)
     table = read_table(browser, "#view-team .panel.costs table")
     check_costs_table(table, body, "USD")
+    # The team's budgets and open recommendations, below its spend and movers.
+    statuses = keyed_server.api("/budgets/status", {}, key)["statuses"]
+    assert [(r[0]["text"], r[8]["value"]) for r in read_table(browser, "#team-budgets-table")["rows"]] == [
+        (s["name"], s["eac"]) for s in statuses] and statuses
+    recs = keyed_server.api("/recommendations", {"team": "payments", "limit": 1000}, key)["recommendations"]
+    assert [(r[0]["text"], r[1]["value"]) for r in read_table(browser, "#team-recommendations-table")["rows"]] == [
+        (r["action"], r["monthly_savings"]) for r in recs]
     # The same query with a finance key gives the same figures: the page shows the team's allocated costs.
     assert keyed_server.api("/costs", {"granularity": "day", "group_by": "ServiceName", "filter": "team=payments"},
                             keyed_server.keys["finance"])["totals"] == body["totals"]

@@ -13,9 +13,10 @@ export function scopeFilters(scope) {
 
 const dayShift = (d, n) => new Date(Date.parse(`${d}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
 
-export async function render(root, state, setState) {
+// The status table; `only` narrows the API's list (the team page: budgets scoped to the team).
+export async function budgetsPanel(root, state, { only = () => true, heading = "Budgets: actual, forecast and variance", tableId = "budgets-table", csvName = "budgets.csv" } = {}) {
   const id = nextId("h");
-  const panel = h("section", { class: "panel budgets", "aria-labelledby": id }, h("h2", { id }, "Budgets: actual, forecast and variance"));
+  const panel = h("section", { class: "panel budgets", "aria-labelledby": id }, h("h2", { id }, heading));
   root.append(panel);
   const params = { period: state.period };
   let body;
@@ -24,9 +25,9 @@ export async function render(root, state, setState) {
   } catch (err) {
     panel.append(problemBox(err, "budgets"));
     panel.dataset.state = "error";
-    return;
+    return null;
   }
-  const st = body.statuses;
+  const st = body.statuses.filter(only);
   if (!st.length) panel.append(h("p", {}, "No budgets yet (cloudtally budgets import budgets.csv, or POST /v1/budgets)."));
   const scopeText = (s) => Object.entries(s.scope).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(", ") || "everything";
   const title = `Budgets in their ${state.period ? state.period : "current"} period: budget, actual to date, forecast, EAC and variance`;
@@ -41,13 +42,18 @@ export async function render(root, state, setState) {
       { text: h("span", {}, barCell(Math.min(pct, 150), 150, pct > 100 ? "#D55E00" : "#009E73"), ` ${s.pct_of_budget_forecast ?? "n/a"}%`) },
       s.projected_crossing_date || "—"];
   });
-  panel.append(table({ caption: title, id: "budgets-table", rows, numeric: [5, 6, 7, 8, 9, 10],
+  panel.append(table({ caption: title, id: tableId, rows, numeric: [5, 6, 7, 8, 9, 10],
     columns: ["Budget", "Scope", "Period", "Currency", "Metric", "Budget", "Actual", "Forecast rest", "EAC", "Variance", "Variance %", "Status", "EAC % of budget", "Crossing date"] }));
   const cols = ["name", "period", "currency", "metric", "version", "budget", "actual", "actual_through", "forecast_remaining", "eac", "variance", "variance_pct", "favorable", "pct_of_budget_forecast", "projected_crossing_date"];
-  panel.append(chartTools({ csvName: "budgets.csv", label: title, path: "/budgets/status", params,
+  panel.append(chartTools({ csvName, label: title, path: "/budgets/status", params,
     csv: () => ({ header: ["scope", ...cols], rows: st.map((s) => [scopeText(s), ...cols.map((k) => s[k] ?? "")]) }) }));
   panel.dataset.state = "ready";
-  if (!st.length) return;
+  return st;
+}
+
+export async function render(root, state, setState) {
+  const st = await budgetsPanel(root, state);
+  if (!st || !st.length) return;
 
   // One budget's forecast band.
   const chosen = st.find((s) => s.name === state.budget) || st[0];

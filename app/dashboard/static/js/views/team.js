@@ -4,6 +4,8 @@ import { api } from "../api.js";
 import { h, problemBox, nextId, addMonths } from "../ui.js";
 import { costsPanel } from "./spend.js";
 import { moversPanel } from "./movers.js";
+import { budgetsPanel } from "./budgets.js";
+import { recommendationsPanel } from "./recommendations.js";
 
 async function teams(ctx) {
   if (ctx.me.team) return [ctx.me.team];
@@ -39,4 +41,8 @@ export async function render(root, state, setState, ctx) {
   await costsPanel(root, spendState, (next) => setState({ ...next, team }), { fixed, title: `Spend of team ${team}`, csvName: `team-${team}-spend.csv` });
   await moversPanel(root, { group_by: ["ServiceName"], metric: state.metric, start: state.movers_start }, (next) =>
     setState({ ...state, team, movers_start: next.start }), ctx, { fixed, title: `Top movers of team ${team}`, csvName: `team-${team}-movers.csv` });
+  await recommendationsPanel(root, {}, () => {}, ctx, { team, heading: `Open recommendations for team ${team}`,
+    tableId: "team-recommendations-table", csvName: `team-${team}-recommendations.csv` });
+  await budgetsPanel(root, {}, { only: (s) => s.team === team, heading: `Budgets of team ${team}`,
+    tableId: "team-budgets-table", csvName: `team-${team}-budgets.csv` });
 }
