@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -31,11 +31,6 @@ def dashboard() -> HTMLResponse:
     data health and allocation coverage, built on the /v1 API. It asks for an API key (kept in the browser's sessionStorage) unless authentication is
     disabled (the demo)."""
     return HTMLResponse(_index(), headers={"Cache-Control": "no-cache"})
-
-
-@router.get("/dashboard", include_in_schema=False)
-def dashboard_redirect() -> RedirectResponse:
-    return RedirectResponse("/", status_code=307)
 
 
 def install(app: FastAPI) -> None:
