@@ -139,10 +139,12 @@ def test_api_budgets_forecasts_finance_with_roles_and_team_scope(loaded):
 
 # -- backtest machinery -------------------------------------------------------------------------------------------------
 def test_backtest_plan_rolls_the_origin_without_overlap_when_history_allows():
-    assert bt.plan(200) == (30, [20, 50, 80, 110, 140, 170])
-    assert bt.plan(92) == (9, [17, 26, 35, 44, 53, 62])  # the demo's 92 days: step 9, the last window ends the data
+    assert bt.plan(210) == (30, [30, 60, 90, 120, 150, 180])  # 30 apart, no overlap, the last ends the data
+    assert bt.plan(200) == (28, [30, 58, 86, 114, 142, 170])  # every window trains on >= 28 days
+    assert bt.plan(92) == (6, [32, 38, 44, 50, 56, 62])  # the demo's 92 days: step 6
+    assert bt.plan(63) == (1, [28, 29, 30, 31, 32, 33])
     with pytest.raises(NotEnoughHistory):
-        bt.plan(48)
+        bt.plan(62)
 
 
 def test_window_metrics_by_hand():
