@@ -20,7 +20,7 @@ monthly figure is such a sum scaled to a 730-hour month in Decimal arithmetic an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Protocol
 
@@ -82,6 +82,18 @@ class Recommendation:
 
     def to_json(self) -> dict:
         return jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+
+def window_floor(con: duckdb.DuckDBPyConnection, days: int) -> str:
+    """SQL literal: the earliest start of any provider's last `days` days of usage. Queries filter on it as a
+    constant, which DuckDB pushes into the scan (zone maps), before the exact per-provider window."""
+    from app.warehouse import COST_TABLE
+
+    lo = con.execute(f"SELECT min(hi) FROM (SELECT max(\"ChargePeriodEnd\") AS hi FROM {COST_TABLE} "
+                     "WHERE \"ChargeCategory\" = 'Usage' GROUP BY \"ProviderName\")").fetchall()[0][0]
+    if lo is None:
+        return "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+    return f"TIMESTAMPTZ '{(lo - timedelta(days=int(days))).isoformat(sep=' ')}'"
 
 
 class Optimizer(Protocol):

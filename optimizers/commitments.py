@@ -68,7 +68,7 @@ import yaml
 
 from app.allocation.compile import from_units, to_units
 from app.warehouse import COST_TABLE
-from optimizers import HOURS_PER_MONTH, Recommendation, jsonable, money
+from optimizers import HOURS_PER_MONTH, Recommendation, jsonable, money, window_floor
 
 RATES_FILE = Path(__file__).with_name("rates.yaml")
 LOOKBACKS = (7, 30, 60)  # days
@@ -292,6 +292,7 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
     """Per (kind, provider, account, currency, region): the on-demand eligible spend as {hour offset: money} over
     the last `days` days of each provider's data, with the window; plus observed discounts and exact sums."""
     case = kind_case(kinds)
+    floor = window_floor(con, days)
     bounds = {p: (lo, hi) for p, lo, hi in con.execute(
         f"SELECT \"ProviderName\", min(\"ChargePeriodStart\"), max(\"ChargePeriodEnd\") FROM {COST_TABLE} "
         "WHERE \"ChargeCategory\" = 'Usage' GROUP BY 1").fetchall()}
@@ -301,7 +302,8 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
                    b(provider, hi))
         SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "RegionId", "ChargePeriodStart",
                "ChargePeriodEnd", sum("EffectiveCost")
-        FROM (SELECT {case} AS kind, * FROM {COST_TABLE}) c JOIN b ON b.provider = c."ProviderName"
+        FROM (SELECT {case} AS kind, * FROM {COST_TABLE} WHERE "ChargePeriodStart" >= {floor}) c
+        JOIN b ON b.provider = c."ProviderName"
         WHERE kind IS NOT NULL AND "PricingCategory" = 'Standard' AND "CommitmentDiscountId" IS NULL
           AND "ChargePeriodStart" >= b.hi - INTERVAL {int(days)} DAY
         GROUP BY ALL
@@ -312,7 +314,8 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
                    b(provider, hi))
         SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "CommitmentDiscountType",
                sum("EffectiveCost"), sum(coalesce("ContractedCost", "ListCost"))
-        FROM (SELECT {case} AS kind, * FROM {COST_TABLE}) c JOIN b ON b.provider = c."ProviderName"
+        FROM (SELECT {case} AS kind, * FROM {COST_TABLE} WHERE "ChargePeriodStart" >= {floor}) c
+        JOIN b ON b.provider = c."ProviderName"
         WHERE kind IS NOT NULL AND "CommitmentDiscountStatus" = 'Used'
           AND "ChargePeriodStart" >= b.hi - INTERVAL {int(days)} DAY
         GROUP BY ALL

@@ -35,7 +35,7 @@ import duckdb
 import numpy as np
 
 from app.warehouse import COST_TABLE
-from optimizers import Recommendation, jsonable, money, monthly
+from optimizers import Recommendation, jsonable, money, monthly, window_floor
 from optimizers.metrics import VM, Metrics
 from optimizers.waste import NETWORK
 
@@ -96,7 +96,7 @@ def vms_in_bill(con: duckdb.DuckDBPyConnection, days: int) -> list[dict]:
           AND coalesce("PricingCategory", '') <> 'Dynamic' AND "ResourceId" IS NOT NULL
           AND coalesce("CommitmentDiscountStatus", '') <> 'Unused'
           AND NOT regexp_matches(lower(concat_ws(' ', "SkuMeter", "ChargeDescription", "ResourceType")), ?)
-          AND "ChargePeriodStart" >= hi - INTERVAL {int(days)} DAY
+          AND "ChargePeriodStart" >= {window_floor(con, days)} AND "ChargePeriodStart" >= hi - INTERVAL {int(days)} DAY
         GROUP BY 1, 2, 3 HAVING max("ChargePeriodEnd") >= max(hi) - INTERVAL 1 DAY ORDER BY 1, 2""", [NETWORK]).fetchall()
     out = []
     for prov, rid, cur, acct, sub, region, details, text, hi, cost, on_demand, committed, _ in rows:

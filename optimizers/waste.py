@@ -22,7 +22,7 @@ from decimal import Decimal
 import duckdb
 
 from app.warehouse import COST_TABLE
-from optimizers import Recommendation, monthly
+from optimizers import Recommendation, monthly, window_floor
 
 DEFAULTS = {"window_days": 14, "snapshot_days": 90, "idle_days": 14, "idle_network_quantity": 1,
             "nonprod_envs": ["dev", "test", "staging"], "always_on_ratio": "0.8"}
@@ -39,7 +39,7 @@ VOLUME = ("\"ServiceSubcategory\" = 'Block Storage' OR \"ResourceType\" IN ('Vol
 ENV = ("lower((list_filter(map_entries(\"Tags\"), lambda e: lower(e.key) IN ('env', 'environment'))[1]).value)")
 
 
-def _window(days: int) -> str:
+def _window(con, days: int) -> str:
     """Usage lines of the last `days` days of each provider's data, with `hi` (the end of the provider's data),
     `txt` (the line's text) and `env`."""
     return f"""
@@ -48,7 +48,8 @@ def _window(days: int) -> str:
         w AS (SELECT c.*, b.hi, {TEXT} AS txt, {ENV} AS env,
                      coalesce(c."AvailabilityZone", c."x_ResourceGroupName", c."RegionId") AS location
               FROM {COST_TABLE} c JOIN b ON b.provider = c."ProviderName"
-              WHERE c."ChargeCategory" = 'Usage' AND c."ChargePeriodStart" >= b.hi - INTERVAL {int(days)} DAY),
+              WHERE c."ChargeCategory" = 'Usage' AND c."ChargePeriodStart" >= {window_floor(con, days)}
+                AND c."ChargePeriodStart" >= b.hi - INTERVAL {int(days)} DAY),
         live AS (SELECT DISTINCT "ProviderName", "ResourceId" FROM w
                  WHERE "ResourceId" IS NOT NULL AND "ChargePeriodEnd" >= hi - INTERVAL 1 DAY)"""
 
@@ -87,7 +88,7 @@ def _recs(con, sql: str, params: list, kind: str, action: str, assumptions: list
 
 def idle_public_ips(con, cfg: dict) -> list[Recommendation]:
     days = int(cfg["window_days"])
-    sql = f"""WITH {_window(days)}
+    sql = f"""WITH {_window(con, days)}
         SELECT {RESOURCE_COLS} FROM w JOIN live USING ("ProviderName", "ResourceId")
         WHERE regexp_matches(txt, ?) GROUP BY "ProviderName", "BillingCurrency", "ResourceId"
         ORDER BY 1, 3"""
@@ -100,7 +101,7 @@ def idle_public_ips(con, cfg: dict) -> list[Recommendation]:
 
 def unattached_volumes(con, cfg: dict) -> list[Recommendation]:
     days = int(cfg["window_days"])
-    sql = f"""WITH {_window(days)},
+    sql = f"""WITH {_window(con, days)},
         vms AS (SELECT DISTINCT "ProviderName", "SubAccountId", location FROM w
                 WHERE "ServiceSubcategory" = 'Virtual Machines' AND "PricingUnit" ILIKE '%hours'
                   AND NOT regexp_matches(txt, '{NETWORK}')),
@@ -124,7 +125,7 @@ def unattached_volumes(con, cfg: dict) -> list[Recommendation]:
 
 def old_snapshots(con, cfg: dict) -> list[Recommendation]:
     days, age = int(cfg["window_days"]), int(cfg["snapshot_days"])
-    sql = f"""WITH {_window(days)},
+    sql = f"""WITH {_window(con, days)},
         firsts AS (SELECT "ProviderName", "ResourceId", min("ChargePeriodStart") AS since FROM {COST_TABLE}
                    WHERE "ChargeCategory" = 'Usage' AND "ResourceId" IS NOT NULL GROUP BY 1, 2)
         SELECT {RESOURCE_COLS}, any_value(f.since) AS since FROM w JOIN live USING ("ProviderName", "ResourceId")
@@ -139,7 +140,7 @@ def old_snapshots(con, cfg: dict) -> list[Recommendation]:
 def idle_network(con, cfg: dict) -> list[Recommendation]:
     days = int(cfg["idle_days"])
     limit = Decimal(str(cfg["idle_network_quantity"]))
-    sql = f"""WITH {_window(days)}
+    sql = f"""WITH {_window(con, days)}
         SELECT {RESOURCE_COLS},
                coalesce(sum("PricingQuantity") FILTER (WHERE NOT "PricingUnit" ILIKE '%hour%'), 0) AS processed,
                count(DISTINCT CAST("ChargePeriodStart" AS DATE)) AS days_billed
@@ -156,7 +157,7 @@ def idle_network(con, cfg: dict) -> list[Recommendation]:
 
 def gp2_volumes(con, cfg: dict) -> list[Recommendation]:
     days = int(cfg["window_days"])
-    sql = f"""WITH {_window(days)}
+    sql = f"""WITH {_window(con, days)}
         SELECT {RESOURCE_COLS} FROM w JOIN live USING ("ProviderName", "ResourceId")
         WHERE "ProviderName" = 'AWS' AND regexp_matches(txt, '\\bgp2\\b') AND NOT txt LIKE '%snapshot%'
         GROUP BY "ProviderName", "BillingCurrency", "ResourceId" ORDER BY 1, 3"""
@@ -171,7 +172,7 @@ def nonprod_always_on(con, cfg: dict) -> list[Recommendation]:
     days = int(cfg["window_days"])
     envs = [str(e).lower() for e in cfg["nonprod_envs"]]
     ratio = Decimal(str(cfg["always_on_ratio"]))
-    sql = f"""WITH {_window(days)},
+    sql = f"""WITH {_window(con, days)},
         h AS (SELECT * FROM w JOIN live USING ("ProviderName", "ResourceId")
               WHERE env IN (SELECT unnest(?)) AND "PricingUnit" ILIKE '%hours'
                 AND "ChargePeriodStart" >= hi - INTERVAL {days} DAY),
