@@ -157,3 +157,18 @@ def test_cli(rt, tmp_path, monkeypatch):
     util = cli_json("recommend", "commitments", "--start", "2026-06", "--format", "json")
     assert util["providers"][0]["provider"] == "AWS" and util["providers"][0]["coverage"] == "0.0000"
     assert cli("recommend", "commitments", "--start", "June").exit_code == 2
+
+
+def test_finding_gone_on_the_same_data_expires(rt, tmp_path):
+    """Nothing was done and no new data arrived, but the finding is no longer found (the settings changed):
+    expired, with no realized savings."""
+    ingest_rows(rt, tmp_path / "files", june())
+    ledger.refresh(rt, {}, only=["waste"])
+    summary = ledger.refresh(rt, {"nonprod_envs": ["test"]}, only=["waste"])
+    assert summary["expired"] == 1 and summary["acted_on"] == 0
+    vm = _by_kind(rt)["nonprod_schedule", AZ_VM]
+    assert vm["status"] == "expired" and vm["realized_monthly_savings"] is None and vm["closed_at"]
+    assert "thresholds" in vm["outcome"]["reason"]
+    assert ledger.refresh(rt, {}, only=["waste"])["new"] == 1  # found again: a new open row, the old stays expired
+    with rt.sessions() as s:
+        assert ledger.accuracy(s)["kinds"] and len(ledger.list_recommendations(s, status="expired")[1]) == 1
