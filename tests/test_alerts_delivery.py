@@ -227,3 +227,27 @@ def test_the_serve_scheduler_delivers_pending_alerts(rt, receiver):
         scheduler.shutdown()
     assert len(receiver.received) == 1
     assert _views(rt)[0]["status"] == "succeeded"
+
+
+def test_an_ingest_run_delivers_its_data_quality_alerts(rt, receiver, samples, tmp_path):
+    """End to end: a scheduled-style run ingests, its data-quality checks raise events (app.quality), and its
+    `alerts` after-ingest step routes and delivers them to the finance channel."""
+    import shutil
+
+    from app import sources
+    from app.runs import run_source
+
+    rt = allow_local(rt)
+    store.create_channel(rt, "ops", "webhook", receiver.url, finance=True)
+    folder = tmp_path / "bills"
+    folder.mkdir()
+    shutil.copy(samples / "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.csv", folder)
+    sources.add(rt, "aws", "focus", "focus", str(folder))
+    run = run_source(rt, "aws", "cli")
+    (step,) = [s for s in run.steps if s["name"] == "alerts"]
+    assert step["status"] == "succeeded" and "events" in step, step
+    with rt.sessions() as session:
+        raised = [e.kind for e in session.scalars(select(AlertEvent).order_by(AlertEvent.id))]
+    assert raised and all(k.startswith("data_quality.") for k in raised)
+    assert sorted(r.json["event"]["kind"] for r in receiver.received) == sorted(raised)
+    assert step["delivery"]["succeeded"] == len(raised)
