@@ -37,7 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.allocation.compile import ALLOCATION_TABLE
 from app.control import Base, Money, UTCDateTime, new_id, utcnow
 from app.warehouse import COST_TABLE
-from optimizers import HOURS_PER_MONTH, Recommendation, jsonable, monthly, registry
+from optimizers import Recommendation, jsonable, monthly, registry
 
 STATUSES = ("open", "acted_on", "expired")
 AFTER_WINDOW_DAYS = 14  # the resource's cost after the action is measured over at most its last 14 days

@@ -2,8 +2,7 @@
 brute force, the stale-data guard, and purchase recommendations that reconcile to the bill."""
 from __future__ import annotations
 
-import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np

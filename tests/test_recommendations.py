@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-import pytest
-
 from app.allocation import engine
 from optimizers import ledger
 from tests.helpers import api_client, cli_json
