@@ -7,7 +7,9 @@ Utilization and coverage (`utilization`) come straight from the FOCUS commitment
   (its Purchase rows' BilledCost prorated exactly to the month by their charge period: a daily fee, a monthly fee,
   or an upfront payment spread over its whole term), and the identity gap used + unused - amortized fee, which is
   0 whenever the provider amortizes (AWS, Azure). Net savings = ContractedCost of the covered usage (what it would
-  have cost on demand at your price) - used - unused.
+  have cost on demand at your price) - used - unused. Google Cloud's export nets covered usage to 0, has no Unused
+  rows and bills the CUD's fee unamortized under the commitment's ResourceId: there utilization = covered hours /
+  the fee's hours, and used and unused cost split the fee by it (derived, so no identity gap).
 - per provider, currency and month: eligible usage (see rates.yaml), coverage = ContractedCost of covered eligible
   usage / ContractedCost of all eligible usage (covered + on-demand), commitment cost (Used + Unused EffectiveCost,
   plus Purchase rows that carry EffectiveCost: Google Cloud's export bills a CUD's fee without amortizing it and
@@ -173,7 +175,8 @@ def utilization(con: duckdb.DuckDBPyConnection, start: str | None = None, end: s
                    sum("CommitmentDiscountQuantity") FILTER (WHERE "CommitmentDiscountStatus" = 'Used') AS used_qty,
                    sum("CommitmentDiscountQuantity") FILTER (WHERE "CommitmentDiscountStatus" = 'Unused')
                        AS unused_qty,
-                   any_value("CommitmentDiscountUnit") AS unit
+                   any_value("CommitmentDiscountUnit") AS unit,
+                   sum("PricingQuantity") FILTER (WHERE "CommitmentDiscountStatus" = 'Used') AS covered_qty
             FROM {COST_TABLE}
             WHERE "ChargeCategory" = 'Usage' AND "CommitmentDiscountId" IS NOT NULL
               AND "ChargePeriodStart" >= ? AND "ChargePeriodStart" < ? {pfilter}
@@ -181,31 +184,49 @@ def utilization(con: duckdb.DuckDBPyConnection, start: str | None = None, end: s
         ), p AS (
             SELECT u.id, u.month,
                    sum({_prorated('c."BilledCost"', 'c."ChargePeriodStart"', 'c."ChargePeriodEnd"', 'u.month',
-                                  "u.month + INTERVAL 1 MONTH")}) AS fee
+                                  "u.month + INTERVAL 1 MONTH")}) AS fee,
+                   sum({_prorated('c."PricingQuantity"', 'c."ChargePeriodStart"', 'c."ChargePeriodEnd"', 'u.month',
+                                  "u.month + INTERVAL 1 MONTH")})
+                       FILTER (WHERE c."PricingUnit" = 'Hours') AS fee_hours,
+                   bool_or(c."CommitmentDiscountId" IS NULL) AS by_resource
             FROM (SELECT DISTINCT id, month FROM u) u
-            JOIN {COST_TABLE} c ON c."CommitmentDiscountId" = u.id AND c."ChargeCategory" = 'Purchase'
+            JOIN {COST_TABLE} c ON coalesce(c."CommitmentDiscountId", c."ResourceId") = u.id
+             AND c."ChargeCategory" = 'Purchase'
              AND c."ChargePeriodStart" < u.month + INTERVAL 1 MONTH AND c."ChargePeriodEnd" > u.month
             GROUP BY ALL
         )
-        SELECT u.*, p.fee FROM u LEFT JOIN p USING (id, month) ORDER BY provider, id, month
+        SELECT u.*, p.fee, p.fee_hours, p.by_resource FROM u LEFT JOIN p USING (id, month)
+        ORDER BY provider, id, month
     """, [lo, hi, *pargs]).fetchall()
     commitments = []
     for (cid, prov, cur, month, name, ctype, category, used, unused, covered_c, covered_l, used_q, unused_q, unit,
-         fee) in per_commitment:
+         covered_qty, fee, fee_hours, by_resource) in per_commitment:
         unlinked = fee is None and unused is None
+        # Google Cloud: covered usage netted to 0, no Unused rows, the fee unamortized (its ResourceId is the
+        # commitment): utilization = covered hours / the fee's hours, and used / unused follow from the fee
+        derived = (fee is not None and unused is None and not used and fee_hours and covered_qty is not None
+                   and by_resource)
+        if derived:
+            share = min(Decimal(1), covered_qty / fee_hours)
+            used = (fee * share).quantize(Decimal("1e-18"), ROUND_HALF_UP)
+            unused = fee - used
         total = used + (unused or 0)
         row = {
             "commitment_id": cid, "name": name, "type": ctype, "category": category, "provider": prov,
             "currency": cur, "month": month.strftime("%Y-%m"), "used_cost": used, "unused_cost": unused or Decimal(0),
-            "amortized_fee": fee, "identity_gap": None if fee is None else total - fee,
+            "amortized_fee": fee, "identity_gap": None if fee is None or derived else total - fee,
             "utilization": None if unlinked else _ratio(used, total),
             "quantity_utilization": _ratio(used_q, (used_q or 0) + (unused_q or 0)) if used_q is not None else None,
             "commitment_unit": unit, "covered_contracted_cost": covered_c, "covered_list_cost": covered_l,
             "net_savings": None if unlinked or covered_c is None else covered_c - total,
         }
         if unlinked:
-            row["note"] = ("the bill carries no Unused rows and no fee with this commitment's id (Google Cloud's "
-                           "export): its utilization and savings are only known per provider")
+            row["note"] = ("the bill carries no Unused rows and no fee with this commitment's id: its utilization "
+                           "and savings are only known per provider")
+        if derived:
+            row["quantity_utilization"] = row["utilization"]
+            row["note"] = ("derived: the bill nets covered usage to 0 and bills the fee unamortized (Google Cloud); "
+                           "utilization = covered hours / the fee's hours, used and unused cost split the fee by it")
         commitments.append(row)
     case = kind_case(kinds)
     per_provider = con.execute(f"""

@@ -89,11 +89,21 @@ def test_demo_utilization_identities(demo_rt):
         hi = (lo + timedelta(days=32)).replace(day=1)
         used = sum((e for i, m, s, e in usage if i == cid and m == month and s == "Used"), Decimal(0))
         unused = sum((e for i, m, s, e in usage if i == cid and m == month and s == "Unused"), Decimal(0))
-        assert c["used_cost"] == used and c["unused_cost"] == unused
         fees = [_prorate(b, s, e, lo, hi) for i, s, e, b in purchases if i == cid and s < hi and e > lo]
-        if c["provider"] == "Google Cloud":  # the export's CUD fee has no commitment id and there are no Unused rows
-            assert not fees and c["utilization"] is None and c["amortized_fee"] is None
+        if c["provider"] == "Google Cloud":
+            # the export's CUD fee is billed daily under the commitment's ResourceId, unamortized, and covered usage
+            # is netted to 0: utilization = covered core hours / the fee's hours (1728 a day)
+            fee_rows = _rows(demo_rt, 'SELECT sum("BilledCost"), sum("PricingQuantity") FROM cost_and_usage '
+                                      "WHERE \"ChargeCategory\" = 'Purchase' AND \"ResourceId\" = ? "
+                                      "AND strftime(\"ChargePeriodStart\", '%Y-%m') = ?", [cid, month])[0]
+            hours = _rows(demo_rt, 'SELECT sum("PricingQuantity") FROM cost_and_usage WHERE "CommitmentDiscountId" = ? '
+                                   "AND strftime(\"ChargePeriodStart\", '%Y-%m') = ?", [cid, month])[0][0]
+            assert not fees and c["amortized_fee"] == fee_rows[0] and c["identity_gap"] is None
+            assert Decimal(c["utilization"]) == (hours / fee_rows[1]).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+            assert c["used_cost"] + c["unused_cost"] == fee_rows[0] and c["note"].startswith("derived")
+            assert used == unused == 0  # in the bill itself
             continue
+        assert c["used_cost"] == used and c["unused_cost"] == unused
         fee = sum(fees, Decimal(0))
         assert c["amortized_fee"] == fee
         # the identity: sum of EffectiveCost of covered usage + unused = the amortized purchase, to the last decimal
