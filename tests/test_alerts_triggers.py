@@ -74,9 +74,12 @@ def test_anomaly_alert_fires_once_with_context_and_updates(clean):
         out = triggers.evaluate(clean, as_of=date(2026, 9, 22), now=NOW)  # the spike's first day is in
         assert out["anomalies"]["raised"] >= 1, out
         events = [r.json["event"] for r in hook.received if r.json["event"]["kind"] == "anomaly"]
-        bq = [e for e in events if e["details"]["monitor"] == "ServiceName=BigQuery"]
-        assert len(bq) == 1
-        ev = bq[0]
+        # one incident, one finance message: the project's episode is folded into the service's; the team's
+        # episode goes to the team (no data-team channel here: no_route)
+        assert [e["details"]["monitor"] for e in events] == ["ServiceName=BigQuery"]
+        ev = events[0]
+        assert ev["details"]["also"] == ["SubAccountId=acme-data-prod"]
+        assert "Same incident seen on: SubAccountId=acme-data-prod." in ev["message"]
         assert ev["identity"] == "anomaly|ServiceName=BigQuery|USD|2026-09-21"
         assert "actual vs" in ev["message"] and "expected" in ev["message"] and "Top contributors" in ev["message"]
         details = ev["details"]
@@ -191,3 +194,22 @@ def test_weekly_digest_per_team(clean):
         assert any(k.startswith("Mover: ") for k in facts)
     finally:
         hook.stop()
+
+
+def test_fold_related_keeps_unrelated_and_team_episodes_apart():
+    d = date(2026, 9, 21)
+
+    def ep(monitor, impact, first=d, currency="USD"):
+        return {"monitor": monitor, "impact": Decimal(impact), "first_day": first, "currency": currency}
+
+    svc = (ep("ServiceName=BigQuery", 500), {"SubAccountId": [{"value": "proj-a"}]})
+    acct = (ep("SubAccountId=proj-a", 600), {"ServiceName": [{"value": "BigQuery"}]})
+    other = (ep("SubAccountId=proj-b", 300), {})  # same day, not a contributor of BigQuery
+    later = (ep("SubAccountId=proj-a", 200, first=date(2026, 9, 25)), {})  # another day
+    eur = (ep("SubAccountId=proj-a", 200, currency="EUR"), {})  # another currency
+    team = (ep("team=data", 700), {"SubAccountId": [{"value": "proj-a"}]})
+    kept = triggers.fold_related([acct, other, later, eur, team, svc])
+    assert [(k[0]["monitor"], k[2]) for k in kept] == [
+        ("ServiceName=BigQuery", ["SubAccountId=proj-a"]), ("SubAccountId=proj-b", []), ("SubAccountId=proj-a", []),
+        ("SubAccountId=proj-a", []), ("team=data", [])]
+    assert [k[0]["first_day"] for k in kept][2:4] in ([date(2026, 9, 25), d], [d, date(2026, 9, 25)])

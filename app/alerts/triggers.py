@@ -101,6 +101,38 @@ def detect_anomalies(rt, start: date, end: date, params: anomaly.Params, dimensi
         mem.close()
 
 
+DIMENSION_ORDER = ("ServiceName", "SubAccountId", "RegionId")
+
+
+def fold_related(episodes: list[tuple[dict, dict]]) -> list[tuple[dict, dict, list[str]]]:
+    """One incident, one finance message: an episode of a finance-wide monitor (not team=) that starts the same day,
+    in the same currency, as a kept one and whose monitor value is among the kept one's top contributors (the
+    BigQuery spike is also the spike of the project that runs it) is folded into it (listed under `also`). Service
+    monitors are kept before account and region ones. Team monitors go to their own team and are never folded."""
+    def rank(item):
+        ep = item[0]
+        dim = ep["monitor"].partition("=")[0]
+        return (DIMENSION_ORDER.index(dim) if dim in DIMENSION_ORDER else len(DIMENSION_ORDER), -ep["impact"],
+                ep["monitor"])
+
+    kept: list[tuple[dict, dict, list[str]]] = []
+    for ep, drill in sorted(episodes, key=rank):
+        dim, _, value = ep["monitor"].partition("=")
+        host = None
+        if dim != "team":
+            for k_ep, k_drill, also in kept:
+                if (k_ep["monitor"].partition("=")[0] != "team" and k_ep["currency"] == ep["currency"]
+                        and k_ep["first_day"] == ep["first_day"]
+                        and any(i["value"] == value for i in k_drill.get(dim, []))):
+                    host = also
+                    break
+        if host is not None:
+            host.append(ep["monitor"])
+        else:
+            kept.append((ep, drill, []))
+    return kept
+
+
 def anomalies(rt, as_of: date | None, now: datetime) -> dict:
     counts = {"raised": 0, "updated": 0, "resolved": 0}
     with rt.sessions() as session:
@@ -111,17 +143,18 @@ def anomalies(rt, as_of: date | None, now: datetime) -> dict:
     lookback = int(cfg.get("lookback_days", 3))
     found = detect_anomalies(rt, end - timedelta(days=lookback), end, params, dimensions)
     live = set()
+    kept = fold_related([(ep, anomaly.drilldown(rt, ep["monitor"], ep["currency"], ep["first_day"],
+                                                ep["last_day"], ep["first_day"])) for ep in found])
     with rt.sessions() as session:
-        for ep in found:
+        for ep, drill, also in kept:
             identity = f"anomaly|{ep['monitor']}|{ep['currency']}|{ep['first_day']}"
             live.add(identity)
+            live.update(f"anomaly|{m}|{ep['currency']}|{ep['first_day']}" for m in also)
             key, _, value = ep["monitor"].partition("=")
             existing = open_event(session, identity)
             notified_impact = Decimal((existing.details or {}).get("notified_impact", "0")) if existing else None
             impact = Decimal(ep["actual"]).quantize(CENT) - Decimal(ep["expected"])  # to the cent, adds up
             pct = Decimal(str(round(ep["peak_percent"] * 100, 1)))
-            drill = anomaly.drilldown(rt, ep["monitor"], ep["currency"], ep["first_day"], ep["last_day"],
-                                      ep["first_day"])
             top = []
             for dim, items in drill.items():
                 if items:
@@ -131,12 +164,14 @@ def anomalies(rt, as_of: date | None, now: datetime) -> dict:
                        f"{_money(ep['expected'], ep['currency'])} expected over {days} day{'s' * (days > 1)} "
                        f"from {ep['first_day']} to {ep['last_day']} (impact +{_money(impact, ep['currency'])}, "
                        f"peak +{pct}% on {ep['peak_day']}). Top contributors: " + ("; ".join(top) or "n/a"))
+            if also:
+                message += f" Same incident seen on: {', '.join(also)}."
             details = {"title": f"Cost anomaly: {value}", "monitor": ep["monitor"], "dimension": key,
                        "value": value, "currency": ep["currency"], "first_day": ep["first_day"].isoformat(),
                        "last_day": ep["last_day"].isoformat(), "days": days,
                        "actual": str(Decimal(ep["actual"]).quantize(CENT)),
                        "expected": str(ep["expected"]), "impact": str(impact), "peak_percent": float(pct),
-                       "flagged_days": ep["flagged_days"], "top_contributors": drill,
+                       "flagged_days": ep["flagged_days"], "top_contributors": drill, "also": also,
                        "notified_impact": str(impact if existing is None else notified_impact),
                        "facts": [["Actual", _money(ep["actual"], ep["currency"])],
                                  ["Expected", _money(ep["expected"], ep["currency"])],
