@@ -77,6 +77,11 @@ def refresh(
                   f"{summary['remeasured']} re-measured", highlight=False)
     for t in summary["open_monthly_savings"]:
         cli.out.print(f"open recommendations save {t['monthly_savings']} {t['currency']} a month", highlight=False)
+    for e in summary["errors"]:
+        cli.err.print(f"[bold red]error:[/] optimizer {e['optimizer']}: {e['error']}", highlight=False,
+                      soft_wrap=True)
+    if summary["errors"]:
+        raise typer.Exit(1)
 
 
 @recommend_app.command("list")

@@ -207,8 +207,9 @@ def _new_commitments(con, rows: list[RecommendationRow], ends: dict, kinds: dict
 # -- refresh ---------------------------------------------------------------------------------------------------------
 def refresh(rt, config: dict | None = None, only: list[str] | None = None,
             step: Callable[[str], None] | None = None) -> dict:
-    """Run the optimizers, store what they find, check earlier recommendations against newer data. Returns counts
-    and the total predicted monthly savings of open recommendations per currency."""
+    """Run the optimizers, store what they find, check earlier recommendations against newer data. Returns counts,
+    the optimizers that failed (`errors`: the others still ran; the failed ones' open findings stay open) and the
+    total predicted monthly savings of open recommendations per currency."""
     from optimizers.commitments import load_kinds
 
     config = dict(config or {})
@@ -216,11 +217,15 @@ def refresh(rt, config: dict | None = None, only: list[str] | None = None,
         config["metrics"] = [m for m in os.environ["CLOUDTALLY_RIGHTSIZING_METRICS"].split(";") if m.strip()]
     optimizers = {k: v for k, v in registry().items() if not only or k in only}
     found: list[Recommendation] = []
+    errors: list[dict] = []
     with rt.warehouse.connect(read_only=True) as con:
         for name, fn in optimizers.items():
             if step:
                 step(name)
-            found += fn(con, config)
+            try:
+                found += fn(con, config)
+            except Exception as exc:  # noqa: BLE001 - one optimizer failing (e.g. a metrics API) spares the others
+                errors.append({"optimizer": name, "error": f"{type(exc).__name__}: {exc}"})
         assign_teams(con, found)
         ends = _provider_ends(con)
         kinds = {k["name"]: k for k in load_kinds(config.get("rates"))}
@@ -253,7 +258,8 @@ def refresh(rt, config: dict | None = None, only: list[str] | None = None,
                 row.data_through = rec.data_through.isoformat() if rec.data_through else None
                 row.updated_at = now
             categories = {"commitments": "commitment", "waste": "waste", "rightsizing": "rightsizing"}
-            ran_categories = {categories[n] for n in optimizers if n in categories}
+            failed = {e["optimizer"] for e in errors}  # their open findings are not judged this time
+            ran_categories = {categories[n] for n in optimizers if n in categories and n not in failed}
             from optimizers.rightsizing import parse_metrics_option
 
             measured = set(parse_metrics_option(config.get("metrics")))  # rightsizing judged only these clouds
@@ -304,7 +310,7 @@ def refresh(rt, config: dict | None = None, only: list[str] | None = None,
     per_currency: dict[str, Decimal] = {}
     for cur, v in totals:
         per_currency[cur] = per_currency.get(cur, Decimal(0)) + v
-    return {**counts, "found": len(found), "open_monthly_savings": [
+    return {**counts, "found": len(found), "errors": errors, "open_monthly_savings": [
         {"currency": c, "monthly_savings": _money(v)} for c, v in sorted(per_currency.items())]}
 
 

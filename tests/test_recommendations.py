@@ -170,3 +170,17 @@ def test_finding_gone_on_the_same_data_expires(rt, tmp_path):
     assert ledger.refresh(rt, {}, only=["waste"])["new"] == 1  # found again: a new open row, the old stays expired
     with rt.sessions() as s:
         assert ledger.accuracy(s)["kinds"] and len(ledger.list_recommendations(s, status="expired")[1]) == 1
+
+
+def test_a_failing_metrics_source_spares_the_other_optimizers(rt, tmp_path, monkeypatch):
+    """Rightsizing against an endpoint nothing listens on: the error is reported (CLI exit 1), commitments and waste
+    still run, and nothing open is closed for it."""
+    monkeypatch.setenv("CLOUDTALLY_DATA_DIR", str(rt.settings.data_dir))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    ingest_rows(rt, tmp_path / "files", june())
+    from tests.helpers import cli
+
+    result = cli("recommend", "refresh", "--metrics", "aws:endpoint_url=http://127.0.0.1:9,region=us-east-1")
+    assert result.exit_code == 1 and "optimizer rightsizing" in result.stderr
+    assert "found 5" in result.stdout
