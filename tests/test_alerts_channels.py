@@ -195,3 +195,33 @@ def test_create_channel_refuses_unsafe_urls_and_delivery_rechecks(rt, receiver):
     with rt.sessions() as session:
         (view,) = delivery.list_deliveries(session)[1]
     assert view["last_error"].startswith("unsafe target refused") and view["attempts"] == 1
+
+
+def test_https_target_pinned_to_the_checked_address_verifies_the_certificate(rt, tmp_path, monkeypatch):
+    """TLS through the pinned connection: the certificate is checked against the host name (SNI), not the IP."""
+    from tests.alerts_fixtures import https_receiver, self_signed
+
+    ca, cert, key = self_signed(tmp_path, "localhost")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # trust the throw-away CA (ssl's default verify paths)
+    r = https_receiver(cert, key)
+    try:
+        rt = allow_local(rt)
+        rt.alert_settings.allow_hosts = "localhost"  # https to a loopback name: allowed by name only
+        store.create_channel(rt, "tls", "slack", f"https://localhost:{r.port}/hook", team="payments")
+        view = store.send_test(rt, "tls")
+        assert view["status"] == "succeeded", view
+        assert r.received[0].json["blocks"][0]["text"]["text"] == "CloudTally test message"
+        # a certificate for another name is refused (an attempt with a TLS error, nothing received)
+        (tmp_path / "other").mkdir()
+        ca2, cert2, key2 = self_signed(tmp_path / "other", "other.example")
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca2))
+        r2 = https_receiver(cert2, key2)
+        try:
+            store.create_channel(rt, "tls2", "slack", f"https://localhost:{r2.port}/hook", team="payments")
+            view = store.send_test(rt, "tls2")
+            assert view["status"] == "failed" and "CERTIFICATE_VERIFY_FAILED" in view["last_error"]
+            assert r2.received == []
+        finally:
+            r2.stop()
+    finally:
+        r.stop()
