@@ -52,7 +52,14 @@ def _alerts(rt, source: str, periods: list) -> dict:
     return after_ingest(rt, source, periods)
 
 
-AFTER_INGEST_STEPS: dict[str, Callable | None] = {"rollups": _rollups, "alerts": _alerts}
+def _recommendations(rt, source: str, periods: list) -> dict:
+    from optimizers.ledger import after_ingest
+
+    return after_ingest(rt, source, periods)
+
+
+AFTER_INGEST_STEPS: dict[str, Callable | None] = {"rollups": _rollups, "alerts": _alerts,
+                                                  "recommendations": _recommendations}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -314,6 +314,21 @@ def refresh(rt, config: dict | None = None, only: list[str] | None = None,
         {"currency": c, "monthly_savings": _money(v)} for c, v in sorted(per_currency.items())]}
 
 
+AFTER_INGEST_SETTING = "CLOUDTALLY_RECOMMEND_AFTER_INGEST"
+
+
+def after_ingest(rt, source: str, periods: list) -> dict:
+    """The ingest run's `recommendations` step (app/runs.py): a refresh after every ingest when
+    CLOUDTALLY_RECOMMEND_AFTER_INGEST is on (1/true/yes; off by default: a refresh reads the last 60 days of every
+    provider and, with rightsizing, calls the clouds' metrics APIs)."""
+    if os.environ.get(AFTER_INGEST_SETTING, "").lower() not in ("1", "true", "yes"):
+        return {"ran": False, "reason": f"{AFTER_INGEST_SETTING} is off: run `cloudtally recommend refresh`"}
+    summary = refresh(rt, {})
+    if summary["errors"]:
+        raise RuntimeError("; ".join(f"{e['optimizer']}: {e['error']}" for e in summary["errors"]))
+    return {"ran": True, **{k: summary[k] for k in ("found", "new", "updated", "acted_on", "expired")}}
+
+
 # -- queries ---------------------------------------------------------------------------------------------------------
 def list_recommendations(session, *, team: str | None = None, status: str | None = "open", kind: str | None = None,
                          category: str | None = None, provider: str | None = None, limit: int = 100,

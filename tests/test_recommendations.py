@@ -184,3 +184,27 @@ def test_a_failing_metrics_source_spares_the_other_optimizers(rt, tmp_path, monk
     result = cli("recommend", "refresh", "--metrics", "aws:endpoint_url=http://127.0.0.1:9,region=us-east-1")
     assert result.exit_code == 1 and "optimizer rightsizing" in result.stderr
     assert "found 5" in result.stdout
+
+
+def test_after_ingest_step(rt, tmp_path, monkeypatch):
+    """A configured source's run refreshes the ledger as its last after-ingest step when
+    CLOUDTALLY_RECOMMEND_AFTER_INGEST is on, and records that it did not when off."""
+    from app import sources
+    from app.runs import run_source
+    from tests.optimizer_fixtures import write_focus
+
+    write_focus(tmp_path / "bills" / "june.csv", june())
+    sources.add(rt, "bills", "focus", "focus", str(tmp_path / "bills"))
+    monkeypatch.delenv("CLOUDTALLY_RECOMMEND_AFTER_INGEST", raising=False)
+    run = run_source(rt, "bills", "cli")
+    step = run.steps[-1]
+    assert step["name"] == "recommendations" and step["status"] == "succeeded" and step["ran"] is False
+    assert _by_kind(rt) == {}
+    monkeypatch.setenv("CLOUDTALLY_RECOMMEND_AFTER_INGEST", "1")
+    write_focus(tmp_path / "bills" / "july.csv", july())
+    run = run_source(rt, "bills", "cli")
+    step = run.steps[-1]
+    # on data to 14 July: the NAT gateway is still idle and the dev VM still worth a small reservation; the IP is
+    # gone, the VM runs weekdays only, and the Savings Plan already covers i-web
+    assert step["status"] == "succeeded" and step["ran"] is True and step["found"] == step["new"] == 2
+    assert set(_by_kind(rt)) == {("idle_network", "nat-1"), ("commitment_purchase", "Microsoft")}

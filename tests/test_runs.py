@@ -47,10 +47,12 @@ def test_run_records_deliveries_sums_steps_and_nothing_new(rt_any, tmp_path):
         sum(e[0] for e in expected), sum(e[1] for e in expected))
     assert (first.landed_rows, first.landed_billed_cost, first.landed_effective_cost) == (rows, billed, effective)
     assert first.raw_billed_cost == first.landed_billed_cost
-    assert [s["name"] for s in first.steps] == ["allocation", "data_quality", "rollups", "alerts"]
+    assert [s["name"] for s in first.steps] == ["allocation", "data_quality", "rollups", "alerts", "recommendations"]
     assert first.steps[0]["status"] == "succeeded" and first.steps[0]["periods"] == ["2026-09", "2026-10"]
     assert first.steps[0]["duration_ms"] >= 0 and first.steps[1]["checks"] >= 5
-    assert [s["status"] for s in first.steps[2:]] == ["succeeded", "succeeded"]  # rollups, alerts (app/alerts)
+    # rollups, alerts (app/alerts), recommendations (optimizers/ledger.py; off unless configured)
+    assert [s["status"] for s in first.steps[2:]] == ["succeeded", "succeeded", "succeeded"]
+    assert first.steps[4]["ran"] is False
     assert first.steps[2]["periods"] == ["2026-09", "2026-10"]  # the daily rollups of the loaded periods
 
     again = run_source(rt_any, "aws", "cli")
