@@ -213,3 +213,24 @@ def test_fold_related_keeps_unrelated_and_team_episodes_apart():
         ("ServiceName=BigQuery", ["SubAccountId=proj-a"]), ("SubAccountId=proj-b", []), ("SubAccountId=proj-a", []),
         ("SubAccountId=proj-a", []), ("team=data", [])]
     assert [k[0]["first_day"] for k in kept][2:4] in ([date(2026, 9, 25), d], [d, date(2026, 9, 25)])
+
+
+def test_cli_and_api_find_the_demo_spike(demo_rt, monkeypatch):
+    from tests.helpers import api_client, cli
+
+    monkeypatch.setenv("CLOUDTALLY_DATA_DIR", str(demo_rt.settings.data_dir))
+    r = cli("alerts", "anomalies", "--start", "2026-09-01", "--end", "2026-10-01", "--dimension", "ServiceName",
+            "--output", "json")
+    assert r.exit_code == 0, r.stderr
+    (found,) = __import__("json").loads(r.stdout)
+    assert (found["monitor"], found["first_day"], found["days"]) == ("ServiceName=BigQuery", "2026-09-21", 3)
+    r = cli("alerts", "anomalies", "--start", "2026-09-01", "--dimension", "ServiceName")
+    assert r.exit_code == 0 and "BigQuery" in r.stdout and "2026-09-21 +3" in r.stdout
+    assert "2026-09-01 .. 2026-10-01" in r.stdout
+    with api_client(demo_rt, "finance") as c:
+        body = c.get("/v1/alerts/anomalies", params={"start": "2026-09-01", "end": "2026-10-01",
+                                                      "dimension": "ServiceName"}).json()
+    (a,) = body["anomalies"]
+    assert a["monitor"] == "ServiceName=BigQuery" and a["first_day"] == "2026-09-21" and a["days"] == 3
+    assert Decimal(a["actual"]) - Decimal(a["expected"]) == Decimal(a["impact"]) and a["peak_percent"] > 60
+    assert [d["day"] for d in a["flagged_days"]] == ["2026-09-21", "2026-09-22", "2026-09-23"]

@@ -43,6 +43,15 @@ def _date(value: str | None, name: str) -> date | None:
         _fail(f"{name}: {value!r} is not YYYY-MM-DD", 2)
 
 
+def _next_month(d: date) -> date:
+    m = d.month % 12 + 1
+    y = d.year + (d.month == 12)
+    try:
+        return d.replace(year=y, month=m)
+    except ValueError:  # 31 January -> 1 March
+        return date(y, m % 12 + 1, 1) if m != 12 else date(y + 1, 1, 1)
+
+
 def _table(title: str, rows: list[dict], cols: list[str]) -> None:
     table = Table(title=title)
     for c in cols:
@@ -252,7 +261,8 @@ def evaluate(
 @alerts_app.command("anomalies")
 def anomalies(
     start: str = typer.Option(..., "--start", help="YYYY-MM-DD: episodes ending on or after this day."),
-    end: Optional[str] = typer.Option(None, "--end", help="YYYY-MM-DD exclusive (default: a month after start)."),
+    end: Optional[str] = typer.Option(None, "--end", help="YYYY-MM-DD exclusive (default: the same day a month "
+                                      "after start)."),
     dimension: list[str] = typer.Option(["ServiceName", "SubAccountId", "team"], "--dimension",
                                         help="Monitored dimension (repeat): ServiceName, SubAccountId, RegionId, "
                                         "team, cost_center, tag:<key>."),
@@ -263,12 +273,15 @@ def anomalies(
     from app.alerts.triggers import detect_anomalies
 
     s = _date(start, "--start")
-    e = _date(end, "--end") or (s + timedelta(days=31))
+    e = _date(end, "--end") or _next_month(s)
     found = detect_anomalies(_rt(), s, e, anomaly.Params(), tuple(dimension))
     if output == "json":
         print(json.dumps(found, indent=2, default=str))
         return
     rows = [{**f, "peak": f"+{f['peak_percent'] * 100:.0f}%", "actual": f"{f['actual']:.2f}",
-             "impact": f"{f['actual'] - f['expected']:.2f}"} for f in found]
-    _table(f"anomalies {s} .. {e}", rows, ["monitor", "currency", "first_day", "last_day", "days", "actual",
-                                            "expected", "impact", "peak"])
+             "impact": f"{f['actual'] - f['expected']:.2f}", "days": f"{f['first_day']} +{f['days']}",
+             "dimension": f["monitor"].partition("=")[0], "value": f["monitor"].partition("=")[2]} for f in found]
+    for r in rows:
+        r["impact"] = f"{r['impact']} {r['currency']}"
+    _table(f"anomalies {s} .. {e} (end exclusive; --output json for actual, expected, days)", rows,
+           ["dimension", "value", "days", "impact", "peak"])
