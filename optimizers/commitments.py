@@ -84,7 +84,10 @@ RATIO = Decimal("0.0001")
 def load_kinds(path: str | Path | None = None) -> list[dict]:
     """The commitment kinds of the rate table: `path`, else CLOUDTALLY_COMMITMENT_RATES, else rates.yaml."""
     path = Path(path or os.environ.get("CLOUDTALLY_COMMITMENT_RATES") or RATES_FILE)
-    doc = yaml.safe_load(path.read_text())
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not YAML: {exc}") from exc
     kinds = doc.get("kinds") if isinstance(doc, dict) else None
     if not isinstance(kinds, list) or not kinds:
         raise ValueError(f"{path}: no `kinds` list")
