@@ -234,3 +234,9 @@ def test_cli_and_api_find_the_demo_spike(demo_rt, monkeypatch):
     assert a["monitor"] == "ServiceName=BigQuery" and a["first_day"] == "2026-09-21" and a["days"] == 3
     assert Decimal(a["actual"]) - Decimal(a["expected"]) == Decimal(a["impact"]) and a["peak_percent"] > 60
     assert [d["day"] for d in a["flagged_days"]] == ["2026-09-21", "2026-09-22", "2026-09-23"]
+
+
+def test_tag_monitors(clean):
+    """A monitor on a tag key (rule params `dimensions: ["tag:team"]`): the spike shows on the tag value too."""
+    found = triggers.detect_anomalies(clean, date(2026, 9, 1), date(2026, 10, 1), anomaly.Params(), ("tag:team",))
+    assert [(e["monitor"], e["first_day"], e["days"]) for e in found] == [("tag:team=data", date(2026, 9, 21), 3)]
