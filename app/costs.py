@@ -16,10 +16,11 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import duckdb
 
+from app import MONEY_PRECISION
 from app.access import Scope, ScopeForbidden
 from app.allocation.compile import ALLOCATION_TABLE
 from app.allocation.rules import BUILTIN_DIMENSIONS
@@ -337,13 +338,16 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None,
         row.update(dict(zip(q.group_by, groups)))
         row.update({"cost": cost if cost is not None else Decimal(0), "currency": currency})
         rows.append(row)
-    t_params: list = []
-    t_where = _where(q, t_params, scope)
-    totals = [
-        {"currency": cur, "cost": cost if cost is not None else Decimal(0)}
-        for cur, cost in con.execute(
-            f"SELECT BillingCurrency, sum({metric}) FROM {src} WHERE {t_where} GROUP BY 1 ORDER BY 1",
-            t_params,
-        ).fetchall()
-    ]
+    if truncated:  # the totals cover every row, also those past the limit
+        t_params: list = []
+        t_where = _where(q, t_params, scope)
+        sums = con.execute(f"SELECT BillingCurrency, sum({metric}) FROM {src} WHERE {t_where} GROUP BY 1 ORDER BY 1",
+                           t_params).fetchall()
+    else:  # every group is here: their exact sums are the totals (one query saved)
+        by_currency: dict[str, Decimal] = {}
+        with localcontext(prec=MONEY_PRECISION):  # DECIMAL(38,18) sums exceed the default 28 digits: never round
+            for _, *_, currency, cost in fetched:
+                by_currency[currency] = by_currency.get(currency, Decimal(0)) + (cost if cost is not None else 0)
+        sums = sorted(by_currency.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+    totals = [{"currency": cur, "cost": cost if cost is not None else Decimal(0)} for cur, cost in sums]
     return CostResult(q, rows, totals, truncated)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -75,7 +76,14 @@ def active(session: Session) -> AllocationRuleVersion | None:
 
 
 def document_of(version: AllocationRuleVersion | None) -> RuleDocument:
-    return EMPTY if version is None else parse_document(version.document)
+    return EMPTY if version is None else _parsed(version.document)
+
+
+@lru_cache(maxsize=8)
+def _parsed(text: str) -> RuleDocument:
+    """A stored version's document, parsed once per process (RuleDocument is frozen): the API asks for the active
+    document's dimensions on every cost query, and parsing costs milliseconds."""
+    return parse_document(text)
 
 
 def active_document(rt) -> tuple[int, RuleDocument]:

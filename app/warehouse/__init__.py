@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from importlib import resources
 from pathlib import Path
 
 import duckdb
+
+from app import MONEY_PRECISION
 
 COST_TABLE = "cost_and_usage"
 # Every inserted line takes its stable id (x_LineId, migrations/warehouse/0004) from this sequence.
@@ -53,11 +55,12 @@ class Totals:
     effective_cost: Decimal = Decimal(0)
 
     def __add__(self, other: Totals) -> Totals:
-        return Totals(
-            self.rows + other.rows,
-            self.billed_cost + other.billed_cost,
-            self.effective_cost + other.effective_cost,
-        )
+        with localcontext(prec=MONEY_PRECISION):  # DECIMAL(38,18) sums exceed the default 28 digits
+            return Totals(
+                self.rows + other.rows,
+                self.billed_cost + other.billed_cost,
+                self.effective_cost + other.effective_cost,
+            )
 
     def differences(self, landed: Totals, rows: bool = True) -> list[str]:
         """What differs between raw and landed; `rows=False` for mappings that legitimately add or net rows."""
