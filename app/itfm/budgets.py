@@ -18,7 +18,7 @@ import csv
 import io
 import re
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -212,8 +212,16 @@ def import_csv(session: Session, text: str, replace: bool = False) -> dict:
     """Create or update the budgets a CSV names (CSV_COLUMNS; `budget` is the name) and upsert their amounts by
     (version, period). replace: also delete the amounts of those budgets that the file does not list. All or
     nothing: any problem (each named `row N, column`) changes nothing."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+        rows = list(reader)
+    except csv.Error as exc:
+        raise BudgetError([{"parameter": "body", "detail": f"not a CSV table: {exc}"}]) from exc
+    return _import_rows(session, reader.fieldnames or [], rows, replace)
+
+
+def _import_rows(session: Session, fieldnames: list[str], rows: list[dict], replace: bool) -> dict:
+    header = [h.strip() for h in fieldnames if h is not None]
     missing = [c for c in ("budget", "currency", "period", "amount") if c not in header]
     if missing:
         raise BudgetError([{"parameter": "header", "detail": f"missing column(s) {', '.join(missing)}; expected "
@@ -222,7 +230,7 @@ def import_csv(session: Session, text: str, replace: bool = False) -> dict:
     budgets: OrderedDict[str, tuple[dict, int]] = OrderedDict()
     amounts: dict[str, list[tuple]] = {}
     seen: dict[tuple, int] = {}
-    for n, raw in enumerate(reader, start=1):
+    for n, raw in enumerate(rows, start=1):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         where = f"row {n}, "
         attrs, errs = _check_attrs({"name": row.get("budget"), **{d: row.get(d) for d in DIMS},

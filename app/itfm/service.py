@@ -2,7 +2,6 @@
 accuracy (its stored backtest for the same data, run and stored first when missing)."""
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 import duckdb
@@ -10,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from app.costs import money_str
 from app.itfm import backtest as bt
-from app.itfm import periods
 from app.itfm.actuals import ScopeDims, daily_series
 from app.itfm.budgets import cached_forecast
 from app.itfm.forecast import DEFAULT_MODEL, MAX_HORIZON_DAYS, MIN_DAYS, NotEnoughHistory, forecast_series

@@ -2,7 +2,6 @@
 Reading: every role (a team key sees only budgets scoped to its team); writing: admin and finance."""
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Literal
 
@@ -16,7 +15,7 @@ from app.access import Scope
 from app.api.auth import ANY, FINANCE, scope
 from app.api.deps import db_session, warehouse
 from app.api.problems import PROBLEM_RESPONSES, problem
-from app.costs import parse_date, QueryError
+from app.costs import parse_date
 from app.itfm import budgets
 
 router = APIRouter(prefix="/budgets", tags=["budgets"])
