@@ -62,7 +62,9 @@ QUERY = {"start": "2026-04-01", "end": "2026-05-01", "granularity": "day", "grou
 # =================================================================================================================
 # Generation: cur2_bench's month, written chunk by chunk
 # =================================================================================================================
-def generate(ds: cb.Dataset, part_rows: int, chunk_rows: int, memory_limit: str) -> None:
+def generate(ds: cb.Dataset, part_rows: int, chunk_rows: int, memory_limit: str, month_rows: int) -> None:
+    """The first ds.rows line items of a month shaped for `month_rows` (resources, accounts: month_rows // 80), so a
+    smaller run is exactly the beginning of the bigger one."""
     import duckdb
 
     tmp = ds.dir.with_name(ds.dir.name + ".tmp")
@@ -79,8 +81,8 @@ def generate(ds: cb.Dataset, part_rows: int, chunk_rows: int, memory_limit: str)
     for lo in range(0, ds.rows, chunk_rows):
         hi = min(ds.rows, lo + chunk_rows)
         parts = max(1, round((hi - lo) / part_rows))
-        base = cb.generator_sql(ds.rows, parts)  # the whole month's shape (resources, accounts: rows // 80)
-        full = f"FROM range({ds.rows}) t(i)"
+        base = cb.generator_sql(month_rows, parts)  # the whole month's shape (resources, accounts: rows // 80)
+        full = f"FROM range({month_rows}) t(i)"
         assert full in base, "cur2_bench.generator_sql changed: no range() to slice"
         base = base.replace(full, f"FROM range({lo}, {hi}) t(i)")
         exprs = []
@@ -103,6 +105,12 @@ def generate(ds: cb.Dataset, part_rows: int, chunk_rows: int, memory_limit: str)
         log(f"  {human_rows(hi)} rows written, {time.perf_counter() - t0:.0f} s")
     con.close()
     (tmp / "gen.duckdb").unlink()
+    finish(ds, tmp, time.perf_counter() - t0)
+
+
+def finish(ds: cb.Dataset, tmp: Path, gen_s: float) -> None:
+    """The manifest and the expected figures of the parts written under `tmp`, then `tmp` becomes the dataset."""
+    data = tmp / cb.EXPORT_NAME / "data" / f"BILLING_PERIOD={cb.PERIOD}"
     files = sorted(data.glob("*.parquet"))
     meta = tmp / cb.EXPORT_NAME / "metadata" / f"BILLING_PERIOD={cb.PERIOD}"
     meta.mkdir(parents=True)
@@ -113,7 +121,6 @@ def generate(ds: cb.Dataset, part_rows: int, chunk_rows: int, memory_limit: str)
         "dataFiles": [f"s3://bench-bucket/exports/{cb.EXPORT_NAME}/data/BILLING_PERIOD={cb.PERIOD}/{f.name}"
                       for f in files],
     }, indent=2))
-    gen_s = time.perf_counter() - t0
     log(f"generated {len(files)} parts, {sum(f.stat().st_size for f in files) / 1e6:.0f} MB in {gen_s:.0f} s; "
         "computing the expected figures from the files")
     expected = cb.expected_figures(files, ds.money)
@@ -136,7 +143,8 @@ def child_pipeline(task: dict) -> dict:
     from app.settings import Settings
 
     data_dir = Path(task["data_dir"])
-    rt = Runtime(Settings(data_dir=data_dir))
+    overrides = {} if task.get("memory_limit") is None else {"warehouse_memory_limit": task["memory_limit"]}
+    rt = Runtime(Settings(data_dir=data_dir, **overrides))
     rt.init()
     engine.apply(rt, json.dumps(RULES), note="scale bench")
     rt.close()
@@ -154,7 +162,7 @@ def child_pipeline(task: dict) -> dict:
     out = cb.child_ingest(task)  # sources.add + ingest, timed, with its phase tracker
     out["allocation_s"] = alloc["s"]
     out["ingest_peak_rss_mb"] = proc_status_mb("VmHWM")
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, **overrides)
     out["settings"] = {"memory_limit": settings.warehouse_memory_limit, "threads": settings.warehouse_threads,
                        "temp_directory": str(settings.warehouse_temp_directory or "<warehouse>.tmp")}
     rt = Runtime(settings)
@@ -209,12 +217,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure_api(data_dir: Path, requests: int, expected_total: Decimal) -> dict:
+def measure_api(data_dir: Path, requests: int, expected_total: Decimal, memory_limit: str | None) -> dict:
     import httpx
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDTALLY_")}
     env.update(CLOUDTALLY_AUTH="disabled", CLOUDTALLY_DATA_DIR=str(data_dir), CLOUDTALLY_LOG_LEVEL="WARNING")
+    if memory_limit:
+        env["CLOUDTALLY_WAREHOUSE_MEMORY_LIMIT"] = memory_limit
     cli = Path(sys.executable).with_name("cloudtally")
     proc = subprocess.Popen([str(cli), "serve", "--no-scheduler", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -285,7 +295,7 @@ def render(r: dict, info: dict, argv: list[str]) -> str:
         f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gb']} GB RAM, Python {info['python']}, DuckDB "
         f"{info['duckdb']}; {info['date']}; load average at the end {loadavg}",
         f"Code: {info['git'] or 'unknown'}; command: `python bench/scale_bench.py {' '.join(argv)}`",
-        f"Warehouse settings (application defaults): memory_limit {s['memory_limit']}, threads {s['threads']}, "
+        f"Warehouse settings: memory_limit {s['memory_limit']}, threads {s['threads']}, "
         f"temp directory {s['temp_directory']}",
         "",
         "| step | wall s | rows/s | × load floor | peak RSS MB | CPU s | CPU stall % | notes |",
@@ -323,10 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=100_000_000, help="CUR line items (default: %(default)s)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cloudtally-bench" / "scale",
                     help="generated data and the runs (default: %(default)s)")
+    ap.add_argument("--month-rows", type=int,
+                    help="shape the month for this many rows and generate its first --rows (default: --rows)")
     ap.add_argument("--part-rows", type=int, default=1_500_000, help="rows per Parquet part (default: %(default)s)")
     ap.add_argument("--chunk-rows", type=int, default=10_000_000,
                     help="rows generated per DuckDB COPY (default: %(default)s)")
     ap.add_argument("--generator-memory", default="3GB", help="memory_limit of the generator (default: %(default)s)")
+    ap.add_argument("--memory-limit", help="CLOUDTALLY_WAREHOUSE_MEMORY_LIMIT of the ingest, rollups and API "
+                    "(default: the application's default, sized from the machine)")
     ap.add_argument("--requests", type=int, default=200, help="API requests timed (default: %(default)s)")
     ap.add_argument("--cleanup", action="store_true", help="delete the generated data and warehouse at the end")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
@@ -337,11 +351,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    ds = cb.Dataset(workdir, args.rows, "double")
+    month_rows = args.month_rows or args.rows
+    if month_rows < args.rows:
+        ap.error("--month-rows must be at least --rows")
+    ds = cb.Dataset(workdir if month_rows == args.rows else workdir / f"month-{month_rows}", args.rows, "double")
     t_all = time.perf_counter()
     if not ds.exists():
         log(f"generating {human_rows(args.rows)} CUR 2.0 rows -> {ds.export}")
-        generate(ds, args.part_rows, args.chunk_rows, args.generator_memory)
+        generate(ds, args.part_rows, args.chunk_rows, args.generator_memory, month_rows)
     else:
         log(f"reusing {ds.export} ({len(ds.files)} parts, {ds.size_mb():.0f} MB)")
     run = workdir / f"run-{args.rows}"
@@ -365,12 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         log("ingest (rules active, then rollups)")
         result["ingest"] = run_child(Path(__file__).resolve(), {
             "measure": "ingest", "rows": args.rows, "files": files, "export": str(ds.export),
-            "data_dir": str(data_dir)}, scratch)
+            "data_dir": str(data_dir), "memory_limit": args.memory_limit}, scratch)
         ing = result["ingest"]
         log(f"  -> ingest {ing['wall']:.1f} s (allocation {ing['allocation_s']:.1f} s), rollups "
             f"{ing['rollups_s']:.1f} s, peak RSS {ing['peak_rss_mb']:.0f} MB, warehouse {ing['warehouse_mb']:.0f} MB")
         log(f"API: {args.requests} requests")
-        result["api"] = measure_api(data_dir, args.requests, Decimal(ing["month_effective"]))
+        result["api"] = measure_api(data_dir, args.requests, Decimal(ing["month_effective"]), args.memory_limit)
         log(f"  -> p95 {result['api']['p95_ms']:.1f} ms")
     finally:
         if args.cleanup:
