@@ -27,9 +27,9 @@ class Settings(BaseSettings):
         default_factory=lambda: default_memory_limit(),
         description="DuckDB memory_limit for warehouse work (e.g. 1GB, 4GB, or 'none' for DuckDB's own default of "
         "80% of RAM); DuckDB spills to the temp directory beyond it. Default: a quarter of the machine's memory "
-        "(physical RAM or the cgroup limit, whichever is lower), at least 512MB and at most 2GB, so a 100M-line "
-        "month stays within 4 GB of RSS beside the API; AWS CUR rows (about 50 columns) need more than 1GB with "
-        "two threads (bench/RESULTS.md).",
+        "(physical RAM or the cgroup limit, whichever is lower), at least 512MB and at most 2GB, leaving room for "
+        "the API and other work. AWS CUR 2.0 months need more than 1GB with two threads, 4GB at 30M lines, and a "
+        "70M-line month does not fit in 4GB yet (bench/RESULTS.md, 'Scale').",
     )
     warehouse_threads: int | None = Field(
         default_factory=lambda: default_threads(), ge=1,
