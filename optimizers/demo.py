@@ -79,7 +79,7 @@ def _refresh(rt, console) -> dict:
     except ImportError:
         if console is not None:
             console.print("rightsizing skipped: moto[server] is not installed (pip install -e '.[dev]'), so the "
-                          "demo cannot serve CloudWatch metrics")
+                          "demo cannot serve CloudWatch metrics", markup=False)  # [dev] is not rich markup
         return ledger.refresh(rt, {})
     import logging
 
