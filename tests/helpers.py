@@ -74,3 +74,20 @@ def api_client(rt, role: str = "admin", name: str | None = None):
 
     _, key = create_key(rt, name or f"test-{role}", role)
     return TestClient(create_app(rt), headers={"Authorization": f"Bearer {key}"})
+
+
+FOCUS_AWS = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.csv"
+FOCUS_AZURE = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_azure.csv"
+
+
+def allocated_samples(data_dir: Path, samples: Path, rules: str):
+    """A runtime holding the public AWS and Azure FOCUS samples, allocated by `rules` (the caller closes it)."""
+    from app.allocation import engine
+    from app.ingest import ingest
+    from tests.conftest import make_runtime
+
+    rt = make_runtime(data_dir)
+    ingest(rt, "aws", str(samples / FOCUS_AWS))
+    ingest(rt, "azure", str(samples / FOCUS_AZURE))
+    engine.apply(rt, rules)
+    return rt

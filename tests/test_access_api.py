@@ -17,11 +17,10 @@ from app.api import create_app
 from app.control import ApiKey
 from app.ingest import ingest
 from tests.conftest import make_runtime
-from tests.helpers import api_client, cli, write_csv
+from tests.helpers import allocated_samples, api_client, cli, write_csv
 from tests.test_allocation import RULES
 
 AWS = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.csv"
-AZURE = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_azure.csv"
 MONTH = "2026-05"
 WINDOW = {"start": "2026-05-01", "end": "2026-06-01"}
 
@@ -130,10 +129,7 @@ def test_auth_disabled_only_on_loopback(tmp_path, monkeypatch):
 # -- team scoping ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, samples):
-    rt = make_runtime(tmp_path_factory.mktemp("scope") / "data")
-    ingest(rt, "aws", str(samples / AWS))
-    ingest(rt, "azure", str(samples / AZURE))
-    engine.apply(rt, RULES)
+    rt = allocated_samples(tmp_path_factory.mktemp("scope") / "data", samples, RULES)
     yield rt
     rt.close()
 

@@ -11,22 +11,14 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from app.access import create_key
-from app.allocation import engine
 from app.api import create_app
-from app.ingest import ingest
-from tests.conftest import make_runtime
+from tests.helpers import allocated_samples
 from tests.test_allocation import RULES
-
-AWS = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.csv"
-AZURE = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_azure.csv"
 
 
 @pytest.fixture(scope="module")
 def loaded_rt(tmp_path_factory, samples):
-    rt = make_runtime(tmp_path_factory.mktemp("st") / "data")
-    ingest(rt, "aws", str(samples / AWS))
-    ingest(rt, "azure", str(samples / AZURE))
-    engine.apply(rt, RULES)
+    rt = allocated_samples(tmp_path_factory.mktemp("st") / "data", samples, RULES)
     yield rt
     rt.close()
 
