@@ -9,11 +9,13 @@ import json
 import re
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.allocation import compile as compile_mod
 from app.allocation import engine
 from app.allocation.rules import parse_data
 from tests.conftest import make_runtime
@@ -234,6 +236,22 @@ def load(rt, lines):
                                                                  HealthCheck.too_slow])
 @given(rules=st.lists(rule, min_size=1, max_size=6), lines=st.lists(line, min_size=1, max_size=25))
 def test_compiled_sql_equals_the_reference(runtime, rules, lines):
+    check(runtime, rules, lines)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(rules=st.lists(rule, min_size=1, max_size=6), lines=st.lists(line, min_size=1, max_size=25))
+def test_matcher_residual_terms_and_many_words_equal_the_reference(runtime, rules, lines):
+    """The matcher's other paths: every rule tested per line as a residual term (no condition expanded), and terms
+    spread over many mask words (2 bits each), so the lowest-set-bit search crosses words."""
+    with patch.object(compile_mod, "DNF_LIMIT", 0):
+        check(runtime, rules, lines)
+    with patch.object(compile_mod, "WORD_BITS", 2):
+        check(runtime, rules, lines)
+
+
+def check(runtime, rules, lines):
     rules = [{"name": f"r{i}", **r} for i, r in enumerate(rules)]
     doc = {"tag_aliases": ALIASES, "rules": rules}
     parse_data(doc)  # every generated document is valid

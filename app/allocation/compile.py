@@ -3,7 +3,8 @@
 Order of evaluation (the README's "Allocation rules" section says the same):
 1. Each line gets the FIRST rule, in document order, whose effective window holds its ChargePeriodStart, whose
    condition is true and, where the rule sets a dimension from a tag without a default, whose line has that tag.
-   The CASE that picks it is the only per-rule work done per line.
+   `Matcher` picks it from bitmasks (per-distinct-value lookups AND-ed per line; lowest set bit = first rule), so
+   the per-line work does not grow with the number of rules the way a CASE over every rule does.
 2. Lines of plain rules (`set` only) become one part holding the whole line. Lines of `even`/`percent` rules
    become one part per target (outcomes and targets are a VALUES table joined in).
 3. Proportional splits are computed from step 2's plain-rule parts only: per billing period and billing currency,
@@ -20,13 +21,15 @@ driver, ties by value) takes the line minus the other parts, so the parts of eve
 for all four cost metrics. Proportional shares are driver / total rounded to 18 places by long division in
 128-bit integers (a few rows per period, currency and value).
 
-Speed (bench/allocation_bench.py, profiled with EXPLAIN ANALYZE): the line relation lower-cases tag keys once per
-line; a regex on a low-cardinality column is evaluated once per distinct value (`Tags.lookup_joins`), a literal
-regex becomes a string test; a line's parts are a list built and unnested within its row (no window, no
-materialized copy of the lines); lines with a single part involve no arithmetic at all.
+Speed (bench/allocation_bench.py, profiled with EXPLAIN ANALYZE): rule tests run once per distinct value of what
+they read (`Matcher`), except on per-line columns such as ResourceId, tested per line only where the rule is still
+a candidate; the line relation lower-cases tag keys once per line; a literal regex becomes a string test; a split
+line's parts are a list built and unnested within its row (no window, no materialized copy of the lines); lines
+with a single part involve no arithmetic and no amount lists at all.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -140,8 +143,12 @@ def condition_sql(cond: Condition | None, tags: Tags) -> str:
     return leaf_sql(cond, tags)
 
 
-def leaf_sql(leaf: Leaf, tags: Tags) -> str:
-    col = ident(leaf.key) if leaf.kind == "column" else tags.column(leaf.key)
+def leaf_sql(leaf: Leaf, tags: Tags, col: str | None = None) -> str:
+    """`col`: evaluate the test on this expression instead of the line's column (the matcher's per-value lookups);
+    a regex then runs on it directly."""
+    on_value = col is not None
+    if col is None:
+        col = ident(leaf.key) if leaf.kind == "column" else tags.column(leaf.key)
     if leaf.op == "exists":
         return f"({col} IS NOT NULL)"
     if leaf.op == "missing":
@@ -155,7 +162,7 @@ def leaf_sql(leaf: Leaf, tags: Tags) -> str:
         how, text = literal
         test = f"{col} = {lit(text)}" if how == "equals" else f"{how}({col}, {lit(text)})"
         return f"coalesce({test}, false)"
-    if tags.lookups and leaf.kind == "column" and leaf.key not in PER_LINE_COLUMNS:
+    if tags.lookups and not on_value and leaf.kind == "column" and leaf.key not in PER_LINE_COLUMNS:
         return tags.regex_bit(leaf.key, leaf.value)
     return f"coalesce(regexp_matches({col}, {lit(leaf.value)}), false)"
 
@@ -215,6 +222,183 @@ def line_relation(doc: RuleDocument, tags: Tags, where: str) -> str:
             f"lambda k: lower(k)) AS __k, map_values(c.Tags) AS __v FROM {COST_TABLE} c WHERE {where}) c{joins}")
 
 
+# -- the matcher: which rule claims each line, without a per-line CASE over every rule ------------------------------
+DNF_LIMIT = 32  # terms per rule; a rule whose condition expands to more is tested per line (a residual term)
+WORD_BITS = 62  # terms per BIGINT mask word (bits 0..61: every mask stays positive)
+
+
+def dnf(cond: Condition | None, negate: bool = False) -> list[list[tuple[Leaf, bool]]] | None:
+    """`cond` (negated with `negate`) as a disjunction of conjunctions of (leaf, positive) tests; [[]] is true, []
+    false; None when it expands to more than DNF_LIMIT terms."""
+    if cond is None:
+        return [] if negate else [[]]
+    if isinstance(cond, Leaf):
+        return [[(cond, not negate)]]
+    if isinstance(cond, Not):
+        return dnf(cond.item, not negate)
+    parts = [dnf(c, negate) for c in cond.items]
+    if any(p is None for p in parts):
+        return None
+    if isinstance(cond, All) != negate:  # all(...), or not any(...): a conjunction
+        terms: list[list[tuple[Leaf, bool]]] = [[]]
+        for p in parts:
+            terms = [t + u for t in terms for u in p]
+            if len(terms) > DNF_LIMIT:
+                return None
+        return terms
+    terms = [t for p in parts for t in p]
+    return terms if len(terms) <= DNF_LIMIT else None
+
+
+@dataclass
+class _Subject:
+    """A value the matcher's tests read: a column or a tag (alias group)."""
+
+    column: str  # the line relation's column (a FOCUS column, or the tag's __tagN)
+    keys: tuple[str, ...] | None  # a tag's lower-cased keys; None for a column
+    tests: dict[int, list[Callable[[str], str]]]  # term -> tests (SQL boolean on a value) that must all hold
+
+    @property
+    def per_line(self) -> bool:
+        """Values (nearly) unique per line: tested per line, only where the term is still a candidate."""
+        return self.keys is None and self.column in PER_LINE_COLUMNS
+
+
+TAG_VALUES = "__tag_values"
+
+
+class Matcher:
+    """Per line, the first rule (document order) that claims it, as set operations instead of a 200-branch CASE.
+
+    Every rule's claim (effective window AND condition AND the tags its outcome needs) is expanded into terms:
+    conjunctions of tests that each read one value (a column, a tag, ChargePeriodStart). Terms are numbered in rule
+    order and packed into BIGINT words of WORD_BITS bits. For every value a test reads, a lookup over its DISTINCT
+    values among the lines holds, per word, the bits of the terms whose tests on that value all hold (terms that do
+    not read it: always set); it is joined to the lines on the value. A line's word is the AND of its lookups' words,
+    so a bit is set exactly when the term holds for the line; the rule of the lowest set bit (first word first) is
+    the first rule that claims the line. Values unique per line (PER_LINE_COLUMNS, e.g. ResourceId) get no lookup:
+    their tests run per line, only where the term's bit is still set, and clear it when false. A rule whose
+    expansion is too large (DNF_LIMIT) has one term, always set by the lookups and cleared per line when its SQL
+    condition is false. Same result as the CASE by construction; tests/test_allocation_differential.py compares it
+    with a Python reading of the rules."""
+
+    def __init__(self, doc: RuleDocument, tags: Tags):
+        self.tags = tags
+        self.term_rule: list[int] = []
+        self.residual: dict[int, str] = {}  # term -> per-line SQL
+        self.subjects: dict[str, _Subject] = {}
+        for idx, rule in enumerate(doc.rules, start=1):
+            terms = dnf(rule.when)
+            if terms is None:
+                self.residual[len(self.term_rule)] = match_sql(rule, tags)
+                self.term_rule.append(idx)
+                continue
+            extra: list[tuple[str | None, str, Callable[[str], str]]] = []  # (column or None, column or tag, test)
+            if rule.effective_from is not None:
+                ts = lit(rule.effective_from.isoformat() + " 00:00:00+00")
+                extra.append(("ChargePeriodStart", "ChargePeriodStart", lambda v, ts=ts: f"({v} >= TIMESTAMPTZ {ts})"))
+            if rule.effective_to is not None:
+                ts = lit(rule.effective_to.isoformat() + " 00:00:00+00")
+                extra.append(("ChargePeriodStart", "ChargePeriodStart", lambda v, ts=ts: f"({v} < TIMESTAMPTZ {ts})"))
+            for value in rule.set.values():
+                if isinstance(value, TagValue) and value.default is None:
+                    extra.append((None, value.tag, lambda v: f"({v} IS NOT NULL)"))
+            for term in terms:
+                t = len(self.term_rule)
+                self.term_rule.append(idx)
+                for leaf, positive in term:
+                    test = ((lambda v, leaf=leaf: leaf_sql(leaf, tags, v)) if positive
+                            else (lambda v, leaf=leaf: f"(NOT {leaf_sql(leaf, tags, v)})"))
+                    self._test(leaf.key if leaf.kind == "column" else None, leaf.key, t, test)
+                for column, key, test in extra:
+                    self._test(column, key, t, test)
+
+    def _test(self, column: str | None, key: str, term: int, test: Callable[[str], str]) -> None:
+        """Register `test` of `term` on a column (`column` given) or on tag `key`."""
+        if column is not None:
+            subject = self.subjects.setdefault(column, _Subject(column, None, {}))
+        else:
+            name = self.tags.column(key)
+            subject = self.subjects.setdefault(name, _Subject(name, self.tags.doc.tag_keys(key), {}))
+        subject.tests.setdefault(term, []).append(test)
+
+    def words(self) -> int:
+        return (len(self.term_rule) + WORD_BITS - 1) // WORD_BITS
+
+    def _terms(self, w: int) -> range:
+        return range(w * WORD_BITS, min((w + 1) * WORD_BITS, len(self.term_rule)))
+
+    def ctes(self, where: str) -> list[str]:
+        """CTEs the relation reads (put them in the statement's WITH): the distinct (key, value) pairs of the tags
+        the tests read, among the lines of `where`, computed once for all tag lookups."""
+        keys = sorted({k for s in self.subjects.values() if s.keys for k in s.keys})
+        if not keys:
+            return []
+        return [f"{TAG_VALUES} AS MATERIALIZED (SELECT DISTINCT k, v FROM (SELECT lower(e.key) AS k, e.value AS v "
+                f"FROM (SELECT unnest(map_entries(c.Tags)) AS e FROM {COST_TABLE} c WHERE {where})) "
+                f"WHERE list_contains([{', '.join(lit(k) for k in keys)}], k))"]
+
+    def relation(self, relation: str, where: str) -> str:
+        """`relation` (lines with the tag columns, alias c) with the line's words `__word0..` added. Uses the CTEs
+        of `ctes(where)`."""
+        n = self.words()
+        if not n:
+            return relation
+        joins = []
+        per_word: list[list[str]] = [[] for _ in range(n)]
+        gated: list[list[tuple[int, str]]] = [[] for _ in range(n)]  # per word: (term, per-line test)
+        for j, s in enumerate(self.subjects.values()):
+            if s.per_line:
+                for t, tests in s.tests.items():
+                    gated[t // WORD_BITS].append((t, " AND ".join(x(f"c.{ident(s.column)}") for x in tests)))
+                continue
+            cols = []
+            for w in range(n):
+                terms = self._terms(w)
+                if not any(t in s.tests for t in terms):
+                    continue
+                always = sum(1 << (t % WORD_BITS) for t in terms if t not in s.tests)
+                cases = [f"CASE WHEN {' AND '.join(x('v') for x in s.tests[t])} THEN {1 << (t % WORD_BITS)} ELSE 0 END"
+                         for t in terms if t in s.tests]
+                cols.append(f"CAST({' + '.join([str(always), *cases])} AS BIGINT) AS m{w}")
+                per_word[w].append(f"__s{j}.m{w}")
+            if s.keys is None:
+                source = f"SELECT DISTINCT c.{ident(s.column)} AS v FROM {COST_TABLE} c WHERE {where}"
+            else:
+                source = (f"SELECT DISTINCT v FROM {TAG_VALUES} WHERE k IN ({', '.join(lit(k) for k in s.keys)})")
+            joins.append(f" LEFT JOIN (SELECT v, {', '.join(cols)} FROM (SELECT DISTINCT v FROM ({source} "
+                         f"UNION ALL SELECT NULL))) __s{j} ON __s{j}.v IS NOT DISTINCT FROM c.{ident(s.column)}")
+        words, finals = [], []
+        for w in range(n):
+            terms = self._terms(w)
+            words.append(f"CAST({' & '.join(per_word[w]) or sum(1 << (t % WORD_BITS) for t in terms)} AS BIGINT) "
+                         f"AS __lw{w}")
+            clear = [f"CASE WHEN (__lw{w} & {1 << (t % WORD_BITS)}) <> 0 AND NOT ({sql}) THEN {1 << (t % WORD_BITS)} "
+                     "ELSE 0 END" for t, sql in gated[w]]
+            clear += [f"CASE WHEN {self.residual[t]} THEN 0 ELSE {1 << (t % WORD_BITS)} END"
+                      for t in terms if t in self.residual]
+            if clear:  # only lines where one of these terms is still a candidate evaluate the per-line tests
+                check = sum(1 << (t % WORD_BITS) for t, _ in gated[w]) + sum(
+                    1 << (t % WORD_BITS) for t in terms if t in self.residual)
+                finals.append(f"CASE WHEN (__lw{w} & {check}) = 0 THEN __lw{w} ELSE __lw{w} & "
+                              f"~CAST({' + '.join(clear)} AS BIGINT) END AS __word{w}")
+            else:
+                finals.append(f"__lw{w} AS __word{w}")
+        inner = f"SELECT c.*, {', '.join(words)} FROM ({relation}) c{''.join(joins)}"
+        return f"SELECT c.*, {', '.join(finals)} FROM ({inner}) c"
+
+    def rule_sql(self) -> str:
+        """The first claiming rule's index from the words (NULL: none)."""
+        if not self.term_rule:
+            return "CAST(NULL AS INTEGER)"
+        whens = []
+        for w in range(self.words()):
+            rules = self.term_rule[w * WORD_BITS:(w + 1) * WORD_BITS]
+            whens.append(f"WHEN __word{w} <> 0 THEN [{', '.join(map(str, rules))}]"
+                         f"[CAST(log2(__word{w} & -__word{w}) AS INTEGER) + 1]")
+        return f"CAST(CASE {' '.join(whens)} END AS INTEGER)"
+
+
 # -- exact arithmetic in SQL ----------------------------------------------------------------------------------------
 GIGA = 10 ** 9
 
@@ -231,27 +415,30 @@ def from_units(u: str) -> str:
 
 
 def line_pieces(amount: str, prefix: str) -> list[tuple[str, str]]:
-    """Per line, once: |amount| = int + (a1 * 1e9 + a0) / 1e18 with int a DECIMAL(20,0) (any DECIMAL(38,18) fits)
-    and a1, a0 < 1e9 as BIGINTs; `times_share` multiplies these by a share with 64-bit integer operations."""
+    """Per line, once: amount = int + sign x (a1 * 1e9 + a0) / 1e18 with int the signed integer part, a
+    DECIMAL(20,0) (any DECIMAL(38,18) fits), sign -1 or 1, and a1, a0 < 1e9 the digits of |amount|'s fraction as
+    BIGINTs; `times_share` multiplies these by a share with 64-bit integer operations."""
     a = f"abs({amount})"
     frac = f"CAST(({a} - trunc({a})) * {UNITS} AS BIGINT)"
-    return [(f"CAST(trunc({a}) AS DECIMAL(20,0))", f"{prefix}_i"), (f"{frac} // {GIGA}", f"{prefix}_a1"),
-            (f"{frac} % {GIGA}", f"{prefix}_a0")]
+    return [(f"CAST(trunc({amount}) AS DECIMAL(20,0))", f"{prefix}_i"),
+            (f"CASE WHEN {amount} < 0 THEN -1 ELSE 1 END", f"{prefix}_sg"),
+            (f"{frac} // {GIGA}", f"{prefix}_a1"), (f"{frac} % {GIGA}", f"{prefix}_a0")]
 
 
 def times_share(amount: str, prefix: str, p: str) -> str:
     """amount x share (0 <= share <= 1) rounded half away from zero to 18 places, exactly, from the line's pieces
     (`line_pieces(amount, prefix)`) and the share's: `{p}.sd` (the share as DECIMAL(19,18)) and `{p}.s1`, `{p}.s0`
-    (its 1e-18 units = s1 * 1e9 + s0, both < 1e9, BIGINT). With f = a1 * 1e9 + a0 the fraction's units:
-    int x share is an exact DECIMAL product, and f x s / 1e18 = a1*s1 + m / 1e9 + a0*s0 / 1e18 with
-    m = a1*s0 + a0*s1 < 2e18, so round(f x s / 1e18) = a1*s1 + m // 1e9 + ((m % 1e9) * 1e9 + a0*s0 + 5e17) // 1e18;
-    every intermediate stays below 2.6e18 (no 128-bit division anywhere)."""
-    i, a1, a0 = f"{prefix}_i", f"{prefix}_a1", f"{prefix}_a0"
+    (its 1e-18 units = s1 * 1e9 + s0, both < 1e9, BIGINT). The signed integer part times the share is an exact
+    DECIMAL product; with f = a1 * 1e9 + a0 the units of |amount|'s fraction, f x s / 1e18 = a1*s1 + m / 1e9 +
+    a0*s0 / 1e18 with m = a1*s0 + a0*s1 < 2e18, so round(f x s / 1e18) = a1*s1 + m // 1e9 + ((m % 1e9) * 1e9 +
+    a0*s0 + 5e17) // 1e18, which takes the line's sign (rounding half away from zero); every intermediate stays below
+    2.6e18 (no 128-bit division anywhere) and no per-part sign test is needed. `amount` itself is not read (NULL
+    amounts have NULL pieces)."""
+    i, sg, a1, a0 = f"{prefix}_i", f"{prefix}_sg", f"{prefix}_a1", f"{prefix}_a0"
     m = f"({a1} * {p}.s0 + {a0} * {p}.s1)"
     frac_units = (f"{a1} * {p}.s1 + {m} // {GIGA} + (({m} % {GIGA}) * {GIGA} + {a0} * {p}.s0 + {UNITS // 2}) "
                   f"// {UNITS}")
-    value = f"({i} * {p}.sd + CAST({frac_units} AS DECIMAL(19,0)) * CAST('1e-18' AS DECIMAL(19,18)))"
-    return f"(CASE WHEN {amount} < 0 THEN -{value} ELSE {value} END)"
+    return f"({i} * {p}.sd + CAST({sg} * ({frac_units}) AS DECIMAL(19,0)) * CAST('1e-18' AS DECIMAL(19,18)))"
 
 
 def decimal_share(numerator: int, denominator: int) -> Decimal:
@@ -316,9 +503,9 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
     placeholders = ", ".join("?" for _ in periods)
     in_periods = f"c.BillingPeriodStart IN ({placeholders})"
 
-    # 1. rule index per line (first match) and the tag-valued outcomes.
-    branches = " ".join(f"WHEN {match_sql(r, tags)} THEN {i}" for i, r in enumerate(rules, start=1))
-    rule_idx = f"CASE {branches} END" if rules else "CAST(NULL AS INTEGER)"
+    # 1. rule index per line (first match: the Matcher) and the tag-valued outcomes.
+    matcher = Matcher(doc, tags)
+    rule_idx = matcher.rule_sql()
     tag_outcomes = {}
     for d in dims:
         whens = [(i, tag_value_sql(r.set[d], tags)) for i, r in enumerate(rules, start=1)
@@ -332,7 +519,7 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
             "BilledCost, EffectiveCost, ListCost, ContractedCost")
 
     def matched(where: str, extra: str = "", keep: str = "true") -> str:
-        relation = line_relation(doc, tags, where)
+        relation = matcher.relation(line_relation(doc, tags, where), where)
         inner = f"SELECT {base}{extra}, {rule_idx} AS rule_idx{tag_cols} FROM ({relation}) c WHERE {keep}"
         return f"SELECT *{tv_cols} FROM ({inner}) l"
 
@@ -374,7 +561,7 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
             "list(" + part_struct("t.part", "t.share", "t.s1", "t.s0", {d: f"t.{dim_cols[d]}" for d in dims})
             + " ORDER BY t.part) FILTER (WHERE t.kind <> 'proportional') AS parts "
             "FROM targets t JOIN info i ON i.rule_idx = t.rule_idx GROUP BY t.rule_idx")
-    ctes = [f"info AS ({info})", f"targets AS ({targets_sql})", f"plan AS ({plan})"]
+    ctes = [*matcher.ctes(in_periods), f"info AS ({info})", f"targets AS ({targets_sql})", f"plan AS ({plan})"]
 
     # 3. proportional drivers and exact shares (small tables: one row per rule, period, currency and value), from
     # the plain-rule lines that some proportional `where` selects.
@@ -438,19 +625,22 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
                 f"coalesce(__parts, [{unclaimed_struct}]) AS __parts FROM j)")
     pieces = [f"CASE WHEN is_split THEN {e} END AS {name}" for m in METRICS for e, name in line_pieces(m, f"__{m}")]
     ctes.append(f"k1 AS (SELECT *, {', '.join(pieces)} FROM k)")
+    # single-part lines carry no amount lists (NULL): unnest pads them with NULL and the part takes the line's amount
     amounts = [f"CASE WHEN is_split THEN list_transform(__parts, lambda p: {times_share(m, f'__{m}', 'p')}) "
-               f"ELSE [{m}] END AS __am_{m}" for m in METRICS]
+               f"END AS __am_{m}" for m in METRICS]
     ctes.append(f"k2 AS (SELECT *, {', '.join(amounts)} FROM k1)")
     rems = [f"CASE WHEN is_split THEN {m} - list_sum(__am_{m}) END AS __rem_{m}" for m in METRICS]
     ctes.append(f"k3 AS (SELECT *, {', '.join(rems)} FROM k2)")
     finals = [f"CASE WHEN is_split THEN list_transform(__am_{m}, lambda v, n: CASE WHEN n = big THEN v + __rem_{m} "
-              f"ELSE v END) ELSE __am_{m} END AS __fin_{m}" for m in METRICS]
+              f"ELSE v END) END AS __fin_{m}" for m in METRICS]
     ctes.append(f"k4 AS (SELECT *, {', '.join(finals)} FROM k3)")
     ctes.append("parts_rows AS (SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, "
                 "ProviderName, claimed, CASE WHEN claimed THEN rule_name END AS rule_name, "
                 "CASE WHEN claimed THEN NULL ELSE __no_reason END AS reason"
                 + "".join(f", {ident('__tv_' + d)}" for d in tag_outcomes)
-                + ", unnest(__parts) AS p, " + ", ".join(f"unnest(__fin_{m}) AS {m}" for m in METRICS) + " FROM k4)")
+                + ", is_split, " + ", ".join(f"{m} AS __line_{m}" for m in METRICS)
+                + ", unnest(__parts) AS p, " + ", ".join(f"unnest(__fin_{m}) AS __part_{m}" for m in METRICS)
+                + " FROM k4)")
 
     def dim_expr(d: str) -> str:
         if d in tag_outcomes:
@@ -470,7 +660,8 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
         "WITH " + ", ".join(ctes) + " "
         f"SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, ProviderName, "
         f"rule_name, {int(version)}, p.part, {dim_expr('team')}, {dim_expr('service')}, {dim_expr('cost_center')}, "
-        f"{dim_expr('environment')}, {dims_map}, p.share, BilledCost, EffectiveCost, ListCost, ContractedCost, reason "
+        f"{dim_expr('environment')}, {dims_map}, p.share, "
+        + ", ".join(f"CASE WHEN is_split THEN __part_{m} ELSE __line_{m} END AS {m}" for m in METRICS) + ", reason "
         "FROM parts_rows"
     )
     params = list(periods) * sql.count(in_periods)
