@@ -317,21 +317,43 @@ COMMITMENT_UNIT = """CASE WHEN commitment IS NULL OR category NOT IN ('Usage', '
          ELSE line_item_currency_code END"""
 
 
-def delivery_select(plans: list[CurPlan]) -> StagedFile:
-    """One SELECT over all files of a delivery producing warehouse columns (including x_SourceFile)."""
-    # line_no: a number unique to each line of the delivery (file index, then the line's row in its file).
-    union = " UNION ALL BY NAME ".join(
+SP_TYPES = "('SavingsPlanCoveredUsage', 'SavingsPlanNegation')"
+
+
+def _lines_sql(plans: list[CurPlan]) -> str:
+    """The delivery's normalized lines with line_no, a number unique to each line (file index, then the line's row
+    in its file). Parquet parts with the same columns (a CUR 2.0 export's parts) are read by one multi-file
+    read_parquet: a UNION ALL of one scan per part keeps every part's read buffers at once, outside what DuckDB can
+    spill (bench/RESULTS.md, issue 13)."""
+    first = plans[0]
+    one = (all(p.opened.kind == "parquet" and p.opened.columns == first.opened.columns for p in plans)
+           and len({normalized_sql(p).replace(p.opened.relation, "").replace(quote_str(p.opened.uri), "")
+                    for p in plans}) == 1)
+    if len(plans) > 1 and one:
+        paths = ", ".join(quote_str(re.fullmatch(r"read_parquet\('((?:[^']|'')*)', .*", p.opened.relation, re.S)
+                                    .group(1).replace("''", "'")) for p in plans)
+        relation = f"read_parquet([{paths}], file_row_number = true, hive_partitioning = false)"
+        uris = "[" + ", ".join(quote_str(p.opened.uri) for p in plans) + "]"
+        sql = normalized_sql(first, ", CAST(file_index AS BIGINT) * 1000000000000 + file_row_number + 1 AS line_no")
+        source = f"{uris}[CAST(file_index AS BIGINT) + 1] AS x_SourceFile"
+        return (sql.replace(first.opened.relation, relation)
+                .replace(f"{quote_str(first.opened.uri)} AS x_SourceFile", source))
+    return " UNION ALL BY NAME ".join(
         f"({normalized_sql(p, f', {i} * 1000000000000 + CAST({p.opened.row_number} AS BIGINT) AS line_no')})"
         for i, p in enumerate(plans))
+
+
+def delivery_select(plans: list[CurPlan]) -> StagedFile:
+    """One SELECT over all files of a delivery producing warehouse columns (including x_SourceFile)."""
+    union = _lines_sql(plans)
     # Parquet parts are re-read for each use of `n` (column pruning keeps the netting scan narrow); CSV is parsed
     # once and held (spilling past memory_limit). Netting joins the wide line stream to a narrow per-key summary,
     # so memory grows with the number of Savings Plan keys, never with the width of the rows (bench/cur2_bench.py).
     materialized = "NOT MATERIALIZED" if all(p.opened.kind == "parquet" for p in plans) else "MATERIALIZED"
+    keyed = f"SELECT *, CASE WHEN line_item_line_item_type IN {SP_TYPES} THEN {SP_KEY} END AS sp_key FROM ({union})"
     sql = f"""
 WITH n AS {materialized} (
-    SELECT *, CASE WHEN line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation')
-                   THEN {SP_KEY} END AS sp_key
-    FROM ({union})
+    {keyed}
 ),
 -- Per Savings Plan key: the negations' sum, and the one covered line that takes it (the first in file order, so
 -- exactly one line nets however many share the key). Fixed-size aggregate states, so the table can spill.
