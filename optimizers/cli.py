@@ -4,6 +4,7 @@ Registered by app/cli.py as a subcommand group; everything heavy is imported ins
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -33,6 +34,11 @@ def refresh(
     rates: Optional[Path] = typer.Option(None, "--rates", exists=True, dir_okay=False,
                                          help="Commitment rate table (YAML, as optimizers/rates.yaml); default "
                                          "CLOUDTALLY_COMMITMENT_RATES, else the built-in one."),
+    downside: float = typer.Option(0.3, "--downside", min=0.0, max=0.95,
+                                   help="Commitment purchases come in tranches sized for this fall in usage right "
+                                   "after the purchase: each is (1 - downside) of the optimum (0: all at once)."),
+    review_days: int = typer.Option(7, "--review-days", min=1, max=365,
+                                    help="Days between commitment reviews: each review period has its own tranche."),
     only: list[str] = typer.Option([], "--only", help="Run only these optimizers: commitments, waste, "
                                    "rightsizing (repeatable)."),
     metrics: list[str] = typer.Option([], "--metrics", help="Judge the VMs of this cloud on its metrics "
@@ -50,7 +56,8 @@ def refresh(
         if name not in names:
             cli.fail(f"--only {name!r}: not one of {', '.join(names)}", 2)
     rt = cli.runtime()
-    config: dict = {"lookback_days": lookback}
+    config: dict = {"lookback_days": lookback, "commitment_downside": format(Decimal(repr(downside)), "f"),
+                    "commitment_review_days": review_days}
     if rates:
         config["rates"] = str(rates)
     if metrics:

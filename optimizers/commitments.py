@@ -49,6 +49,28 @@ Hourly data: the series is hourly where the bill is hourly. Where the bill is da
 day, as in the demo), each day's spend is spread evenly over its 24 hours: intraday peaks are invisible and the
 quantile is one of daily averages (the recommendation says so in its assumptions).
 
+Buying in tranches (a laddered commitment). Past usage cannot show a drop that comes after the purchase: bought
+at the optimum x*, a commitment loses about half the hindsight-optimal savings if usage then falls 30% (backtest in
+bench/commitment_eval.py). So the recommendation is a tranche, not the whole optimum: the commitment that is
+optimal under a stated downside scenario, usage falling by a share delta (default 30%) right after the purchase.
+The quantile is homogeneous, q_d((1 - delta) u) = (1 - delta) q_d(u), so that tranche is x_t = (1 - delta) x*
+exactly, and its saving is at least (1 - delta) S(x*) (S is concave with S(0) = 0). The recommender runs again
+every review period (default 7 days) on the usage still on demand, which now excludes what the tranche covers: if
+usage held, the next tranche is (1 - delta) of the remaining gap, and after k reviews the commitments absorb
+(1 - delta^k) x* (70%, 91%, 97.3%, 99.2% ...); if it fell, the 3-day guard sees the lower residual and little or
+nothing more is bought. Each recommendation is the tranche of one review period (its ledger key names the period),
+so a tranche bought is judged `acted_on` at the next review and the next one is a new recommendation.
+delta = 0 recommends the whole optimum at once.
+
+Kinds (rates.yaml): a line counts for every kind whose eligibility it meets. A kind may be bound to a region and an
+instance family (EC2 Instance Savings Plans, size-flexible reserved instances: the family of SkuPriceDetails'
+InstanceType or of the type the description names). Size-flexible reserved instances (`normalize`) count usage in
+normalized units (instance hours x the size's factor) priced at the on-demand unit price the bill shows, and round
+the tranche down to whole instances. Kinds that `compete` for the same usage (Compute vs EC2 Instance Savings
+Plans vs EC2 RIs; Azure reservations vs the savings plan; GCP resource-based vs flexible CUDs) are compared per
+account and currency by the total savings of their recommendations; the best kind is recommended and the others
+are listed as alternatives.
+
 Existing commitments: only usage still on demand (PricingCategory Standard) is counted, so the recommendation is
 for an additional commitment on top of what already covers usage, as AWS and Azure do. Spot (Dynamic) is never
 eligible. Discounts: observed in the bill where a commitment of the same kind covered usage in the lookback
@@ -59,6 +81,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -76,7 +99,11 @@ RATES_FILE = Path(__file__).with_name("rates.yaml")
 LOOKBACKS = (7, 30, 60)  # days
 SHORT_LOOKBACK_HOURS = 72
 DEFAULT_LOOKBACK = 30
-CURVE = (-30, -20, -10, 0, 10, 20, 30)  # % of the recommended commitment
+CURVE = (-30, -20, -10, 0, 10, 20, 30)  # % of the optimal commitment
+DOWNSIDE = Decimal("0.30")  # the stated downside a tranche is sized for: usage falling 30% right after it is bought
+REVIEW_DAYS = 7  # the recommender re-evaluates (and recommends the next tranche) every this many days
+PLAN_TARGET = 0.99  # the projected ladder is listed until it absorbs this share of the optimum
+PLAN_MAX_STEPS = 12
 RATIO = Decimal("0.0001")
 
 
@@ -106,16 +133,53 @@ def _lit(v: str) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
+def _eligible(kind: dict) -> str:
+    """SQL: whether a line is of the kind's provider and holds one of the listed values in each eligible column."""
+    tests = [f'"ProviderName" = {_lit(kind["provider"])}']
+    tests += [f'"{column}" IN ({", ".join(_lit(v) for v in values)})' for column, values in kind["eligible"].items()]
+    return " AND ".join(tests)
+
+
 def kind_case(kinds: list[dict]) -> str:
     """SQL: the commitment kind a line is eligible for (the first matching), or NULL. Spot never is."""
-    whens = []
-    for k in kinds:
-        tests = [f'"ProviderName" = {_lit(k["provider"])}']
-        for column, values in k["eligible"].items():
-            tests.append(f'"{column}" IN ({", ".join(_lit(v) for v in values)})')
-        whens.append(f"WHEN {' AND '.join(tests)} THEN {_lit(k['name'])}")
+    whens = [f"WHEN {_eligible(k)} THEN {_lit(k['name'])}" for k in kinds]
     return (f"CASE WHEN \"ChargeCategory\" <> 'Usage' OR coalesce(\"PricingCategory\", '') = 'Dynamic' THEN NULL "
             f"{' '.join(whens)} END")
+
+
+def kind_list(kinds: list[dict]) -> str:
+    """SQL: every commitment kind a line is eligible for, as a list (kinds that compete cover the same lines)."""
+    items = [f"CASE WHEN {_eligible(k)} THEN {_lit(k['name'])} END" for k in kinds]
+    return (f"CASE WHEN \"ChargeCategory\" <> 'Usage' OR coalesce(\"PricingCategory\", '') = 'Dynamic' "
+            f"THEN []::VARCHAR[] ELSE list_filter([{', '.join(items)}], lambda k: k IS NOT NULL) END")
+
+
+# An AWS instance type (m6i.xlarge, db.r6g.large): SkuPriceDetails' InstanceType, else the one the description names
+AWS_TYPE = r"\b((?:db\.)?[a-z][0-9][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large))\b"
+INSTANCE_TYPE = ("coalesce(CASE WHEN json_valid(\"SkuPriceDetails\") THEN "
+                 "json_extract_string(\"SkuPriceDetails\", '$.InstanceType') END, "
+                 f"nullif(regexp_extract(\"ChargeDescription\", {_lit(AWS_TYPE)}, 1), ''))")
+SIZE_FACTORS = {"nano": Decimal("0.25"), "micro": Decimal("0.5"), "small": Decimal(1), "medium": Decimal(2),
+                "large": Decimal(4), "xlarge": Decimal(8)}
+
+
+def instance_family(itype: str | None) -> str | None:
+    """m6i.xlarge -> m6i, db.r6g.large -> db.r6g; None for a type without a size (e.g. Standard_D4s_v5)."""
+    if not itype or "." not in itype:
+        return None
+    return itype.rsplit(".", 1)[0]
+
+
+def normalization_factor(itype: str | None) -> Decimal | None:
+    """AWS's normalization factor of an instance size (nano 0.25 ... large 4, xlarge 8, Nxlarge 8N); None for sizes
+    without one (metal, unknown): size-flexible reserved instances count usage in these units."""
+    if not instance_family(itype):
+        return None
+    size = itype.rsplit(".", 1)[1]
+    if size in SIZE_FACTORS:
+        return SIZE_FACTORS[size]
+    m = re.fullmatch(r"(\d+)xlarge", size)
+    return Decimal(8 * int(m.group(1))) if m else None
 
 
 # -- utilization and coverage ---------------------------------------------------------------------------------------
@@ -311,11 +375,38 @@ def recommend_level(u: np.ndarray, d: float, short_hours: int = SHORT_LOOKBACK_H
     return min(long_x, short_x), long_x, short_x
 
 
+def tranche_level(u: np.ndarray, d: float, downside: float = float(DOWNSIDE),
+                  short_hours: int = SHORT_LOOKBACK_HOURS) -> tuple[float, float]:
+    """(tranche x_t, optimum x): x is the guarded optimum (`recommend_level`) of the usage still on demand, x_t the
+    optimum if that usage fell by `downside` right after the purchase: (1 - downside) x (module docstring)."""
+    x = recommend_level(u, d, short_hours)[0]
+    return (1 - downside) * x, x
+
+
+def review_period(day, review_days: int = REVIEW_DAYS):
+    """The first day of the review period holding `day`: periods of `review_days` days counted from Monday
+    1970-01-05 (weekly periods start on Mondays)."""
+    from datetime import date
+
+    epoch = date(1970, 1, 5)
+    return epoch + timedelta(days=(day - epoch).days // review_days * review_days)
+
+
+def downside_option(config: dict) -> Decimal:
+    """The stated downside from the config (`commitment_downside`, 0 <= delta < 1), else DOWNSIDE."""
+    raw = config.get("commitment_downside")
+    delta = DOWNSIDE if raw is None else Decimal(str(raw))
+    if not Decimal(0) <= delta < Decimal(1):
+        raise ValueError(f"commitment_downside {delta}: must be at least 0 and below 1")
+    return delta.normalize() if delta else Decimal(0)
+
+
 # -- reading the series -----------------------------------------------------------------------------------------------
 def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
     """Per (kind, provider, account, currency, region): the on-demand eligible spend as {hour offset: money} over
-    the last `days` days of each provider's data, with the window; plus observed discounts and exact sums."""
-    case = kind_case(kinds)
+    the last `days` days of each provider's data, with the window; plus observed discounts and exact sums. A line
+    eligible for several (competing) kinds counts for each."""
+    case = kind_list(kinds)
     floor = window_floor(con, days)
     bounds = {p: (lo, hi) for p, lo, hi in con.execute(
         f"SELECT \"ProviderName\", min(\"ChargePeriodStart\"), max(\"ChargePeriodEnd\") FROM {COST_TABLE} "
@@ -325,8 +416,9 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
                                                        for p, (lo, hi) in bounds.items()) or "(NULL, NULL)"})
                    b(provider, hi))
         SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "RegionId", "ChargePeriodStart",
-               "ChargePeriodEnd", sum("EffectiveCost")
-        FROM (SELECT {case} AS kind, * FROM {COST_TABLE} WHERE "ChargePeriodStart" >= {floor}) c
+               "ChargePeriodEnd", itype, sum("EffectiveCost"), sum("PricingQuantity")
+        FROM (SELECT unnest({case}) AS kind, {INSTANCE_TYPE} AS itype, * FROM {COST_TABLE}
+              WHERE "ChargePeriodStart" >= {floor}) c
         JOIN b ON b.provider = c."ProviderName"
         WHERE kind IS NOT NULL AND "PricingCategory" = 'Standard' AND "CommitmentDiscountId" IS NULL
           AND "ChargePeriodStart" >= b.hi - INTERVAL {int(days)} DAY
@@ -338,7 +430,7 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
                    b(provider, hi))
         SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "CommitmentDiscountType",
                sum("EffectiveCost"), sum(coalesce("ContractedCost", "ListCost"))
-        FROM (SELECT {case} AS kind, * FROM {COST_TABLE} WHERE "ChargePeriodStart" >= {floor}) c
+        FROM (SELECT unnest({case}) AS kind, * FROM {COST_TABLE} WHERE "ChargePeriodStart" >= {floor}) c
         JOIN b ON b.provider = c."ProviderName"
         WHERE kind IS NOT NULL AND "CommitmentDiscountStatus" = 'Used'
           AND "ChargePeriodStart" >= b.hi - INTERVAL {int(days)} DAY
@@ -369,6 +461,11 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
     kinds = load_kinds(config.get("rates"))
     by_name = {k["name"]: k for k in kinds}
     lookback = int(config.get("lookback_days", DEFAULT_LOOKBACK))
+    delta = downside_option(config)
+    delta_f = float(delta)
+    review_days = int(config.get("commitment_review_days", REVIEW_DAYS))
+    if review_days < 1:
+        raise ValueError(f"commitment_review_days {review_days}: must be at least 1")
     days = max(max(LOOKBACKS), lookback)
     bounds, rows, observed_rows = _series(con, kinds, days)
     observed: dict[tuple, list[Decimal]] = {}
@@ -377,33 +474,73 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             acc = observed.setdefault((kind, prov, acct, cur), [Decimal(0), Decimal(0)])
             acc[0] += eff
             acc[1] += contracted
+
+    def observed_discount(name: str, prov: str, acct: str, cur: str) -> Decimal | None:
+        obs = observed.get((name, prov, acct, cur))
+        if obs and obs[1] > 0:
+            d = 1 - obs[0] / obs[1]
+            if Decimal("0.01") < d < Decimal("0.9"):
+                return d
+        return None
+
     groups: dict[tuple, list] = {}
-    for kind, prov, acct, cur, region, start, end, cost in rows:
-        key = (kind, prov, acct, cur, region if "RegionId" in by_name[kind].get("scope_by", []) else None)
-        groups.setdefault(key, []).append((start, end, cost))
+    for kind, prov, acct, cur, region, start, end, itype, cost, quantity in rows:
+        scope_by = by_name[kind].get("scope_by", [])
+        family = instance_family(itype) if "InstanceFamily" in scope_by else None
+        if "InstanceFamily" in scope_by and family is None:
+            continue  # no known instance type: not eligible for a family-bound kind
+        factor = normalization_factor(itype) if by_name[kind].get("normalize") else None
+        if by_name[kind].get("normalize") and (factor is None or not quantity):
+            continue
+        key = (kind, prov, acct, cur, region if "RegionId" in scope_by else None, family)
+        groups.setdefault(key, []).append((start, end, cost, itype, quantity, factor))
     out = []
-    for (kind_name, prov, acct, cur, region), lines in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for (kind_name, prov, acct, cur, region, family), lines in sorted(groups.items(),
+                                                                     key=lambda kv: tuple(map(str, kv[0]))):
         kind = by_name[kind_name]
+        normalize = bool(kind.get("normalize"))
         first, hi = bounds[prov]
         w0 = max(hi - timedelta(days=days), first.replace(minute=0, second=0, microsecond=0))
         n = int((hi - w0).total_seconds() // 3600)
         u = np.zeros(n)
         daily = True
-        exact_total = Decimal(0)
-        for start, end, cost in lines:
+        exact_total, units_total = Decimal(0), Decimal(0)
+        sizes: dict[str, Decimal] = {}
+        for start, end, cost, itype, quantity, factor in lines:
             a = int((start - w0).total_seconds() // 3600)
             h = max(1, int((end - start).total_seconds() // 3600))
             daily &= h >= 24
             lo_i, hi_i = max(a, 0), min(a + h, n)
+            # size-flexible reservations count normalized units (instance hours x factor), not money
+            amount = quantity * factor if normalize else cost
             if hi_i > lo_i:
-                u[lo_i:hi_i] += float(cost) / h
+                u[lo_i:hi_i] += float(amount) / h
             exact_total += cost
-        obs = observed.get((kind_name, prov, acct, cur))
-        d_obs = None
-        if obs and obs[1] > 0:
-            d = 1 - obs[0] / obs[1]
-            if Decimal("0.01") < d < Decimal("0.9"):
-                d_obs = d
+            if normalize:
+                units_total += amount
+                sizes[itype] = sizes.get(itype, Decimal(0)) + quantity
+        unit_price = None
+        if normalize:  # the on-demand price of one normalized unit-hour the bill shows: the series back in money
+            unit_price = exact_total / units_total
+            u *= float(unit_price)
+            unit_type = min([*sizes, f"{family}.large"], key=lambda t: normalization_factor(t))
+            unit_factor = normalization_factor(unit_type)
+            unit_money = float(unit_factor * unit_price)
+
+        def purchasable(x_t: float) -> float:
+            """Reserved instances come whole: the tranche rounded down to whole instances of the unit size."""
+            return math.floor(x_t / unit_money + 1e-9) * unit_money if normalize else x_t
+
+        donor = kind.get("discount_from")
+        d_obs = None if donor else observed_discount(kind_name, prov, acct, cur)
+        source = "observed" if d_obs is not None else "rate table"
+        if donor in by_name:
+            d_donor = observed_discount(donor, prov, acct, cur)
+            if d_donor is not None:
+                own = next(o for o in _option_discounts(kind, None) if o["is_default"])["discount"]
+                theirs = next(o for o in _option_discounts(by_name[donor], None) if o["is_default"])["discount"]
+                d_obs = 1 - (1 - own) * (1 - d_donor) / (1 - theirs)
+                source = f"observed on {by_name[donor].get('label', donor)}, scaled by the rate table"
         options = _option_discounts(kind, d_obs)
         results = {}
         for opt in options:
@@ -413,30 +550,60 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
                 uw = u[-min(n, L * 24):]
                 x, long_x, short_x = recommend_level(uw, d)
                 plan = Plan.at(uw, x, d)
-                windows[L] = (uw, plan, long_x, short_x)
+                windows[L] = (uw, plan, long_x, short_x, Plan.at(uw, purchasable((1 - delta_f) * x), d))
             results[(opt["term"], opt["payment"])] = (opt, windows)
         default = next(r for r in results.values() if r[0]["is_default"])
         opt, windows = default
-        uw, plan, long_x, short_x = windows[lookback]
+        uw, plan, long_x, short_x, tranche = windows[lookback]
         d = float(opt["discount"])
-        if plan.commitment <= 0 or plan.savings <= 0:
+        if plan.commitment <= 0 or plan.savings <= 0 or tranche.commitment <= 0:
             continue
         hours = len(uw)
-        monthly_savings = money(plan.savings / hours * float(HOURS_PER_MONTH))
-        commitment = Decimal(repr(plan.commitment)).quantize(Decimal("0.001"), ROUND_HALF_UP)
+        per_month = float(HOURS_PER_MONTH) / hours
+
+        def commit(v: float) -> Decimal:
+            return Decimal(repr(v)).quantize(Decimal("0.001"), ROUND_HALF_UP)
+
+        monthly_savings = money(tranche.savings * per_month)
+        commitment = commit(tranche.commitment)
+        optimal = commit(plan.commitment)
         upfront = Decimal(str(opt.get("upfront", 0)))
         years = _years(opt["term"])
         upfront_cost = money(commitment * upfront * HOURS_PER_MONTH * 12 * years)
-        absorbed_monthly = Decimal(repr(float(np.minimum(uw, plan.level).sum()) / hours)) * HOURS_PER_MONTH
+        absorbed_monthly = Decimal(repr(float(np.minimum(uw, tranche.level).sum()) / hours)) * HOURS_PER_MONTH
         recurring_monthly = commitment * (1 - upfront) * HOURS_PER_MONTH
         benefit = absorbed_monthly - recurring_monthly
         break_even = (Decimal(0) if upfront_cost == 0 else
                       (upfront_cost / benefit).quantize(Decimal("0.1"), ROUND_HALF_UP) if benefit > 0 else None)
-        window_on_demand = sum((c for s, e, c in lines if s >= hi - timedelta(hours=hours)), Decimal(0))
-        curve = [{"change_percent": p, "hourly_commitment": Decimal(repr((1 - d) * plan.level * (1 + p / 100)))
-                  .quantize(Decimal("0.001"), ROUND_HALF_UP),
-                  "monthly_savings": money(savings(uw, plan.level * (1 + p / 100), d) / hours
-                                           * float(HOURS_PER_MONTH))} for p in CURVE]
+        window_on_demand = sum((c for s, e, c, *_ in lines if s >= hi - timedelta(hours=hours)), Decimal(0))
+        curve = [{"change_percent": p, "hourly_commitment": commit((1 - d) * plan.level * (1 + p / 100)),
+                  "monthly_savings": money(savings(uw, plan.level * (1 + p / 100), d) * per_month)} for p in CURVE]
+        through = (hi - timedelta(seconds=1)).date()
+        period = review_period(through, review_days)
+        fell = uw * (1 - delta_f)  # the stated downside: the lookback's usage less delta
+        schedule, cumulative, share = [], Decimal(0), Decimal(0)
+        for step_no in range(PLAN_MAX_STEPS):
+            share = 1 - delta ** (step_no + 1)
+            step_commitment = commitment if step_no == 0 else \
+                (optimal * share - cumulative).quantize(Decimal("0.001"), ROUND_HALF_UP)
+            cumulative += step_commitment
+            schedule.append({"review": step_no, "on": period + timedelta(days=review_days * step_no),
+                             "hourly_commitment": step_commitment, "cumulative_hourly_commitment": cumulative,
+                             "share_of_optimal": share.quantize(RATIO, ROUND_HALF_UP),
+                             "monthly_savings": money(savings(uw, plan.level * float(share), d) * per_month)})
+            if share >= Decimal(str(PLAN_TARGET)) or delta == 0:
+                break
+        tranche_plan = {
+            "strategy": "laddered" if delta > 0 else "all at once",
+            "downside": delta, "review_every_days": review_days, "review_period_start": period,
+            "next_review": period + timedelta(days=review_days),
+            "optimal_hourly_commitment": optimal, "optimal_monthly_savings": money(plan.savings * per_month),
+            "tranche_hourly_commitment": commitment, "tranche_share_of_optimal": (1 - delta).quantize(RATIO),
+            "tranche_monthly_savings": monthly_savings,
+            "tranche_monthly_savings_under_downside": money(savings(fell, tranche.level, d) * per_month),
+            "optimal_monthly_savings_under_downside": money(savings(fell, plan.level, d) * per_month),
+            "schedule_if_usage_holds": schedule,
+        }
         evidence = {
             "kind": kind_name, "label": kind.get("label", kind_name), "lookback_days": lookback,
             "window": {"start": hi - timedelta(hours=hours), "end": hi, "hours": hours},
@@ -444,22 +611,28 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             "eligible_on_demand_cost": window_on_demand,
             "eligible_on_demand_monthly": money(window_on_demand * HOURS_PER_MONTH / hours),
             "discount": Decimal(repr(d)).quantize(RATIO, ROUND_HALF_UP),
-            "discount_source": "observed" if d_obs is not None else "rate table",
+            "discount_source": source,
             "observed_discount": None if d_obs is None else d_obs.quantize(RATIO, ROUND_HALF_UP),
             "long_lookback_level": money(long_x), "short_lookback_level": money(short_x),
             "guard": "short (3-day) lookback" if short_x < long_x else "long lookback",
-            "hourly_commitment": commitment, "term": opt["term"], "payment_option": opt["payment"],
-            "upfront_cost": upfront_cost, "expected_utilization": round(plan.utilization or 0, 4),
-            "expected_coverage": round(plan.coverage or 0, 4), "break_even_months": break_even,
+            "hourly_commitment": commitment, "optimal_hourly_commitment": optimal,
+            "term": opt["term"], "payment_option": opt["payment"],
+            "upfront_cost": upfront_cost, "expected_utilization": round(tranche.utilization or 0, 4),
+            "expected_coverage": round(tranche.coverage or 0, 4), "break_even_months": break_even,
+            "tranche_plan": tranche_plan,
+            "instance_family": family,
             "savings_curve": curve,
-            "lookbacks": {str(L): {"hourly_commitment": Decimal(repr(p.commitment)).quantize(Decimal("0.001")),
-                                   "monthly_savings": money(p.savings / len(w) * float(HOURS_PER_MONTH)),
-                                   "expected_utilization": round(p.utilization or 0, 4)}
-                          for L, (w, p, _, _) in windows.items()},
+            "lookbacks": {str(L): {"optimal_hourly_commitment": commit(p.commitment),
+                                   "hourly_commitment": commit(t.commitment),
+                                   "monthly_savings": money(t.savings / len(w) * float(HOURS_PER_MONTH)),
+                                   "optimal_monthly_savings": money(p.savings / len(w) * float(HOURS_PER_MONTH)),
+                                   "expected_utilization": round(t.utilization or 0, 4)}
+                          for L, (w, p, _, _, t) in windows.items()},
             "options": [{"term": o["term"], "payment_option": o["payment"],
                          "discount": o["discount"].quantize(RATIO, ROUND_HALF_UP),
-                         "hourly_commitment": Decimal(repr(w[lookback][1].commitment)).quantize(Decimal("0.001")),
-                         "monthly_savings": money(w[lookback][1].savings / len(w[lookback][0])
+                         "hourly_commitment": commit(w[lookback][4].commitment),
+                         "optimal_hourly_commitment": commit(w[lookback][1].commitment),
+                         "monthly_savings": money(w[lookback][4].savings / len(w[lookback][0])
                                                   * float(HOURS_PER_MONTH))}
                         for o, w in results.values()],
         }
@@ -469,19 +642,80 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             "days, lowered to the last 3 days' optimum when that is lower (stale-data guard).",
             "Savings replay the lookback: they assume usage continues as it was (no forecast).",
         ]
+        if delta > 0:
+            assumptions.append(
+                f"Bought in tranches: this one is {format((1 - delta) * 100, 'f')}% of the optimum, the commitment "
+                f"that is optimal if usage falls {format(delta * 100, 'f')}% right after the purchase. Re-run in "
+                f"{review_days} days: the next tranche is sized on the usage then still on demand (if usage holds, "
+                "the schedule lists them).")
         if daily:
             assumptions.append("The bill is daily: each day's spend is spread evenly over its 24 hours, so intraday "
                                "peaks are invisible and the quantile is one of daily averages.")
         assumptions.append("Discount observed in the bill: 1 - EffectiveCost / ContractedCost of usage covered by "
-                           "existing commitments of this kind." if d_obs is not None else
+                           "existing commitments of this kind." if source == "observed" else
+                           f"Discount {source}: the bill does not tell the kinds of Savings Plan apart, so the "
+                           "discount observed on the other kind is carried over by the table's price ratio."
+                           if d_obs is not None else
                            "Discount from the rate table (optimizers/rates.yaml or CLOUDTALLY_COMMITMENT_RATES): "
                            "typical public figures, not your price sheet.")
-        scope = f"{prov}/{acct}/{cur}" + (f"/{region}" if region else "")
+        label = kind.get("label", kind_name)
+        what = f"{'an' if label[:1] in 'AEIOU' else 'a'} {label}"
+        if normalize:
+            count = int(round(tranche.level / unit_money))
+            evidence["normalized"] = {
+                "unit_price_per_hour": unit_price.quantize(Decimal("0.000001"), ROUND_HALF_UP),
+                "units_seen": units_total, "instance_hours_by_type": sizes,
+                "optimal_units_per_hour": Decimal(repr(plan.level / float(unit_price))).quantize(
+                    Decimal("0.01"), ROUND_HALF_UP),
+                "tranche_units_per_hour": unit_factor * count, "instance_type": unit_type, "instances": count}
+            what = (f"{count} x {unit_type} {kind.get('label', kind_name)} ({format(unit_factor * count, 'f')} "
+                    f"normalized units)")
+            assumptions.append(
+                "Size-flexible: usage counts normalized units (instance hours x the size's normalization factor), "
+                f"priced at the {format(evidence['normalized']['unit_price_per_hour'], 'f')} {cur} per unit-hour "
+                f"the bill shows on demand; the tranche is rounded down to whole {unit_type} instances.")
+        evidence = jsonable(evidence)
+        scope = f"{prov}/{acct}/{cur}" + (f"/{region}" if region else "") + (f"/{family}" if family else "")
+        share_text = "" if delta == 0 else (f" now ({format((1 - delta) * 100, 'f')}% of the optimal {optimal}/hour; "
+                                            f"review again on {period + timedelta(days=review_days)})")
         out.append(Recommendation(
-            kind="commitment_purchase", category="commitment", key=f"commitment_purchase|{kind_name}|{scope}",
+            kind="commitment_purchase", category="commitment",
+            key=f"commitment_purchase|{kind_name}|{scope}|review {period.isoformat()}",
             provider=prov, currency=cur, billing_account_id=acct, region=region,
-            action=f"Buy a {kind.get('label', kind_name)} ({opt['term']}, {opt['payment']}) of {commitment} "
-                   f"{cur}/hour" + (f" in {region}" if region else ""),
-            monthly_savings=monthly_savings, monthly_cost=evidence["eligible_on_demand_monthly"],
-            data_through=(hi - timedelta(seconds=1)).date(), evidence=jsonable(evidence), assumptions=assumptions))
-    return out
+            action=f"Buy {what} ({opt['term']}, {opt['payment']}) of {commitment} "
+                   f"{cur}/hour" + (f" for the {family} family" if family else "")
+                   + (f" in {region}" if region else "") + share_text,
+            monthly_savings=monthly_savings, monthly_cost=Decimal(evidence["eligible_on_demand_monthly"]),
+            data_through=through, evidence=evidence, assumptions=assumptions))
+    return _choose_among_competitors(out, by_name)
+
+
+def _choose_among_competitors(recs: list[Recommendation], by_name: dict) -> list[Recommendation]:
+    """Kinds that compete for the same usage (rates.yaml `competes`): per provider, billing account and currency
+    keep the kind whose recommendations save the most together (ties: the first in the rate table), and list the
+    others in its recommendations' evidence as alternatives."""
+    order = {name: i for i, name in enumerate(by_name)}
+    pools: dict[tuple, dict[str, list[Recommendation]]] = {}
+    for r in recs:
+        group = by_name[r.evidence["kind"]].get("competes")
+        if group:
+            pools.setdefault((r.provider, r.billing_account_id, r.currency, group), {}).setdefault(
+                r.evidence["kind"], []).append(r)
+    dropped = set()
+    for by_kind in pools.values():
+        totals = {k: sum((r.monthly_savings for r in rs), Decimal(0)) for k, rs in by_kind.items()}
+        best = min(totals, key=lambda k: (-totals[k], order[k]))
+        alternatives = [{"kind": k, "label": by_name[k].get("label", k), "monthly_savings": format(totals[k], "f"),
+                         "recommendations": len(by_kind[k])} for k in sorted(totals, key=lambda k: -totals[k])
+                        if k != best]
+        for r in by_kind[best]:
+            r.evidence["alternatives"] = alternatives
+            if alternatives:
+                r.assumptions.append(
+                    "Chosen over " + ", ".join(f"{a['label']} ({a['monthly_savings']} {r.currency}/month)"
+                                               for a in alternatives)
+                    + ": they cover the same usage, and this kind's recommendations save the most together.")
+        for k, rs in by_kind.items():
+            if k != best:
+                dropped.update(id(r) for r in rs)
+    return [r for r in recs if id(r) not in dropped]

@@ -78,8 +78,8 @@ def _refresh(rt, console) -> dict:
         from moto.server import ThreadedMotoServer
     except ImportError:
         if console is not None:
-            console.print("rightsizing skipped: moto[server] is not installed (pip install -e '.[dev]'), so the "
-                          "demo cannot serve CloudWatch metrics", markup=False)  # [dev] is not rich markup
+            console.print("rightsizing skipped: moto[server] is not installed (pip install -e '.[demo]'), so the "
+                          "demo cannot serve CloudWatch metrics", markup=False)  # [demo] is not rich markup
         return ledger.refresh(rt, {})
     import logging
 

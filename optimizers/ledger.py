@@ -181,17 +181,21 @@ def _new_commitments(con, rows: list[RecommendationRow], ends: dict, kinds: dict
         kind = kinds.get((r.evidence or {}).get("kind"))
         types = (kind or {}).get("commitment_types") or []
         region = "AND \"RegionId\" = ?" if r.region else ""
+        # once acted on, only the commitments that closed it count: a later tranche is the next recommendation's
+        mine = (r.outcome or {}).get("commitments") if r.status == "acted_on" else None
+        only = "AND \"CommitmentDiscountId\" IN (SELECT unnest(?))" if mine else ""
         found = con.execute(f"""
             WITH firsts AS (
                 SELECT "CommitmentDiscountId" AS id, min("ChargePeriodStart") AS first FROM {COST_TABLE}
                 WHERE "ProviderName" = ? AND "BillingAccountId" = ? AND "ChargeCategory" = 'Usage'
-                  AND "CommitmentDiscountType" IN (SELECT unnest(?)) {region}
+                  AND "CommitmentDiscountType" IN (SELECT unnest(?)) {region} {only}
                 GROUP BY 1 HAVING min("ChargePeriodStart") >= ?)
             SELECT f.id, f.first, max(c."ChargePeriodEnd"),
                    sum(coalesce(c."ContractedCost", c."ListCost")) FILTER (WHERE c."CommitmentDiscountStatus" = 'Used'),
                    sum(c."EffectiveCost")
             FROM firsts f JOIN {COST_TABLE} c ON c."CommitmentDiscountId" = f.id AND c."ChargeCategory" = 'Usage'
             GROUP BY 1, 2""", [r.provider, r.billing_account_id, types, *([r.region] if r.region else []),
+                               *([list(mine)] if mine else []),
                                datetime.combine(date.fromisoformat(r.data_through) + timedelta(days=1),
                                                 datetime.min.time(), tzinfo=ends[r.provider].tzinfo)]).fetchall()
         if found:

@@ -19,8 +19,10 @@ Rules (each configurable, defaults after AWS Compute Optimizer, ../shared/refere
   x 1.2 <= 100% on held-out days): the decision target is 90% rather than 100%, and when the P99.5 of the
   window's second half exceeds the first half's (`project_trend`), that growth is carried one half further
   (P = max(P99.5, P99.5(second half) x growth)).
-- `rightsize_generation`: a previous-generation family (m4, c4, r4, t2 on AWS) -> the same size in the current
-  generation when that lists cheaper; saving = cost x (1 - price(new) / price(old)).
+- `rightsize_generation`: a previous-generation family (m4, c4, r4, t2 on AWS; Dsv3, Esv3 on Azure; n1-standard on
+  Google Cloud) -> the same size in the current generation (m6i, c6i, r6i, t3; Dsv5, Esv5; n2d-standard) when that
+  lists cheaper; saving = cost x (1 - price(new) / price(old)). Azure's v3 and v5 list alike, so there it finds
+  nothing; n1-standard -> n2d-standard lists 11.1% cheaper.
 Sizes, prices and generations are in SIZES and GENERATIONS below (public on-demand Linux prices, us-east-1 /
 eastus / us-central1; only their ratios are used).
 """
@@ -63,7 +65,18 @@ for _n, _p in ((2, "0.126"), (4, "0.252"), (8, "0.504"), (16, "1.008")):
     SIZES[f"Standard_E{_n}s_v5"] = (_n, _n * 8, _p)
 for _n in (2, 4, 8, 16, 32):
     SIZES[f"n2-standard-{_n}"] = (_n, _n * 4, str(Decimal("0.097118") * _n / 2))
-GENERATIONS = {"m4": "m6i", "c4": "c6i", "r4": "r6i", "t2": "t3"}
+# previous generations elsewhere: Azure's v3 series list at the v5 price in eastus (a move saves nothing there, so
+# the rule finds none); GCP's first-generation n1 lists above the AMD n2d of the second (us-central1)
+for _n, _p in ((2, "0.096"), (4, "0.192"), (8, "0.384"), (16, "0.768")):
+    SIZES[f"Standard_D{_n}s_v3"] = (_n, _n * 4, _p)
+for _n, _p in ((2, "0.126"), (4, "0.252"), (8, "0.504"), (16, "1.008")):
+    SIZES[f"Standard_E{_n}s_v3"] = (_n, _n * 8, _p)
+for _n in (1, 2, 4, 8, 16, 32):
+    SIZES[f"n1-standard-{_n}"] = (_n, _n * 3.75, str(Decimal("0.0475") * _n))
+    SIZES[f"n2d-standard-{_n}"] = (_n, _n * 4, str(Decimal("0.042246") * _n))
+# family key (see `family`) -> the current generation's family key
+GENERATIONS = {"m4": "m6i", "c4": "c6i", "r4": "r6i", "t2": "t3", "Standard_D*s_v3": "Standard_D*s_v5",
+               "Standard_E*s_v3": "Standard_E*s_v5", "n1-standard": "n2d-standard"}
 TYPE_IN_TEXT = re.compile(r"\b([a-z]\d[a-z]*\.\d*x?large|[a-z]\d\.(?:nano|micro|small|medium)|Standard_[A-Z]\d+[a-z]*_v\d|"
                           r"[a-z]\d-(?:standard|highmem|highcpu)-\d+)\b")
 
@@ -185,12 +198,26 @@ def judge(vm: dict, m: Metrics, cfg: dict) -> tuple[str, str | None, dict] | Non
         t, need_cpu, need_mem = fits[0]
         evidence.update(target_cpu=round(need_cpu, 2), target_memory=None if need_mem is None else round(need_mem, 2))
         return "rightsize_downsize", t, evidence
-    fam = itype.split(".", 1)[0]
-    if fam in GENERATIONS:
-        target = f"{GENERATIONS[fam]}.{itype.split('.', 1)[1]}"
-        if target in SIZES and Decimal(SIZES[target][2]) < Decimal(SIZES[itype][2]):
-            return "rightsize_generation", target, evidence
+    target = next_generation(itype)
+    if target in SIZES and Decimal(SIZES[target][2]) < Decimal(SIZES[itype][2]):
+        return "rightsize_generation", target, evidence
     return None
+
+
+def next_generation(itype: str) -> str | None:
+    """The same size in the current generation: m4.xlarge -> m6i.xlarge, Standard_D4s_v3 -> Standard_D4s_v5,
+    n1-standard-4 -> n2d-standard-4; None when the family is current or unknown."""
+    if itype not in SIZES:
+        return None
+    fam = family(itype)[0]
+    new = GENERATIONS.get(fam)
+    if new is None:
+        return None
+    if itype.startswith("Standard_"):
+        return new.replace("*", re.search(r"\d+", itype).group(0), 1)
+    if "-" in itype:
+        return f"{new}-{itype.rsplit('-', 1)[1]}"
+    return f"{new}.{itype.split('.', 1)[1]}"
 
 
 def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:

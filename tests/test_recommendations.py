@@ -74,8 +74,11 @@ def test_ledger_lifecycle_and_accuracy(rt_any, tmp_path):
     assert ip["team"] == "payments" and vm["team"] == "platform" and sp["team"] is None
     assert ip["monthly_cost"] == ip["monthly_savings"] == "3.65"  # 0.12 x 14 days x 730 / 336
     assert vm["monthly_cost"] == "140.16" and vm["monthly_savings"] == "90.10"  # x (1 - 60/168)
-    assert sp["monthly_savings"] == "39.24"  # (0.192 - 0.13824) x 730
-    assert sp["evidence"]["hourly_commitment"] == "0.138" and ip["inputs"] == {}
+    # the optimum is (0.192 - 0.13824) x 730 = 39.24 a month; the first tranche is 70% of it (the 30% downside)
+    assert sp["evidence"]["tranche_plan"]["optimal_monthly_savings"] == "39.24"
+    assert sp["monthly_savings"] == "27.47"  # 0.28 x 0.1344 x 730
+    assert sp["evidence"]["optimal_hourly_commitment"] == "0.138" and sp["evidence"]["hourly_commitment"] == "0.097"
+    assert ip["inputs"] == {}
     assert ip["data_through"] == "2026-06-30" and ip["status"] == "open"
     # the same data again: the same recommendations, updated, nothing closed
     again = ledger.refresh(rt, {"lookback_days": 30})
@@ -83,12 +86,19 @@ def test_ledger_lifecycle_and_accuracy(rt_any, tmp_path):
 
     ingest_rows(rt, tmp_path / "files", july())
     after = ledger.refresh(rt, {})
-    assert after["acted_on"] == 3 and after["updated"] == 2 and after["expired"] == 0
+    # a commitment recommendation is the tranche of one review week: June's reservation tranche (week of 29 June)
+    # was not bought and is closed as expired; the week of 13 July has its own, smaller one
+    assert after["acted_on"] == 3 and after["updated"] == 1 and after["expired"] == 1 and after["new"] == 1
     recs = _by_kind(rt)
+    with rt.sessions() as s:
+        _, azure = ledger.list_recommendations(s, status=None, kind="commitment_purchase", limit=10)
+    azure = {r["status"]: r for r in azure if r["provider"] == "Microsoft"}
+    assert azure["expired"]["evidence"]["tranche_plan"]["review_period_start"] == "2026-06-29"
     # the dev VM's reservation is still recommended, at the half-day level it now runs at
-    vm_ri = recs["commitment_purchase", "Microsoft"]
-    assert vm_ri["status"] == "open" and vm_ri["evidence"]["short_lookback_level"] == "0.10"
-    assert Decimal(vm_ri["monthly_savings"]) < Decimal(vm_ri["first_monthly_savings"])
+    vm_ri = azure["open"]
+    assert vm_ri["evidence"]["short_lookback_level"] == "0.10"
+    assert vm_ri["evidence"]["tranche_plan"]["review_period_start"] == "2026-07-13"
+    assert Decimal(vm_ri["monthly_savings"]) < Decimal(azure["expired"]["monthly_savings"])
     ip, vm, sp = recs["idle_public_ip", "eipalloc-1"], recs["nonprod_schedule", AZ_VM], recs["commitment_purchase", "AWS"]
     assert ip["status"] == "acted_on" and ip["outcome"]["reason"] == "resource gone"
     assert ip["realized_monthly_savings"] == "3.65"
@@ -96,6 +106,7 @@ def test_ledger_lifecycle_and_accuracy(rt_any, tmp_path):
     # after: 10 weekdays x 2.304 in the 14 days, per 730-hour month: 50.06; before 140.16
     assert vm["realized_monthly_savings"] == "90.10" and vm["measured_through"] == "2026-07-14"
     assert sp["status"] == "acted_on" and sp["outcome"]["commitments"] == ["arn:aws:savingsplans::1:savingsplan/sp-1"]
+    # the whole optimum was bought, not just the tranche: realized 39.24 against 27.47 predicted
     assert sp["realized_monthly_savings"] == "39.24"  # (4.608 - 3.31776) per day x 730 / 24
     nat = recs["idle_network", "nat-1"]
     assert nat["status"] == "open" and nat["data_through"] == "2026-07-14"
@@ -120,6 +131,15 @@ def test_api_scope_roles_and_money(rt, tmp_path):
     payments = api_client(rt, "team:payments")
     mine = payments.get("/v1/recommendations").json()
     assert [x["resource_id"] for x in mine["recommendations"]] == ["eipalloc-1"]  # not the account-wide purchase
+    sp = next(x for x in every["recommendations"] if x["kind"] == "commitment_purchase" and x["provider"] == "AWS")
+    plan = admin.get(f"/v1/recommendations/{sp['id']}").json()["evidence"]["tranche_plan"]
+    assert sp["monthly_savings"] == plan["tranche_monthly_savings"] == "27.47" and plan["downside"] == "0.3"
+    assert plan["next_review"] == "2026-07-06" and len(plan["schedule_if_usage_holds"]) == 4
+    whole = admin.post("/v1/recommendations/refresh", params={"commitment_downside": 0})
+    assert whole.status_code == 200 and whole.json()["updated"] == 5
+    sp = admin.get(f"/v1/recommendations/{sp['id']}").json()
+    assert sp["monthly_savings"] == "39.24" and sp["evidence"]["tranche_plan"]["strategy"] == "all at once"
+    assert admin.post("/v1/recommendations/refresh", params={"commitment_downside": 1}).status_code in (400, 422)
     escape = payments.get("/v1/recommendations", params={"team": "platform"})
     assert escape.status_code == 403 and escape.json()["errors"][0]["parameter"] == "team"
     other = next(x["id"] for x in every["recommendations"] if x["team"] == "platform")
@@ -152,6 +172,15 @@ def test_cli(rt, tmp_path, monkeypatch):
     shown = cli_json("recommend", "show", listed["recommendations"][0]["id"][:8])
     assert shown["id"] == listed["recommendations"][0]["id"]
     assert cli("recommend", "refresh", "--only", "nothing").exit_code == 2
+    # the tranche settings: the whole optimum at once, reviewed fortnightly
+    whole = cli("recommend", "refresh", "--only", "commitments", "--downside", "0", "--review-days", "14")
+    assert whole.exit_code == 0, whole.stderr
+    bought = cli_json("recommend", "list", "--kind", "commitment_purchase", "--format", "json")["recommendations"]
+    sp = next(r for r in bought if r["provider"] == "AWS")
+    plan = cli_json("recommend", "show", sp["id"])["evidence"]["tranche_plan"]
+    assert plan["strategy"] == "all at once" and plan["review_every_days"] == 14 and plan["downside"] == "0"
+    assert sp["monthly_savings"] == plan["optimal_monthly_savings"] == "39.24"
+    assert cli("recommend", "refresh", "--downside", "1").exit_code == 2
     util = cli_json("recommend", "commitments", "--start", "2026-06", "--format", "json")
     assert util["providers"][0]["provider"] == "AWS" and util["providers"][0]["coverage"] == "0.0000"
     assert cli("recommend", "commitments", "--start", "June").exit_code == 2
@@ -208,3 +237,57 @@ def test_after_ingest_step(rt, tmp_path, monkeypatch):
     # gone, the VM runs weekdays only, and the Savings Plan already covers i-web
     assert step["status"] == "succeeded" and step["ran"] is True and step["found"] == step["new"] == 2
     assert set(_by_kind(rt)) == {("idle_network", "nat-1"), ("commitment_purchase", "Microsoft")}
+
+
+def _covered(d: date, sp: str, level: Decimal) -> dict:
+    """i-web's hour share covered by Savings Plan `sp` absorbing `level` an hour at 28% off, for day `d`."""
+    return line(d, ResourceId="i-web", cost=str(level * 24 * Decimal("0.72")), ContractedCost=level * 24,
+                ListCost=level * 24, BilledCost=Decimal(0), PricingCategory="Committed",
+                CommitmentDiscountId=f"arn:aws:savingsplans::1:savingsplan/{sp}", CommitmentDiscountType="Savings Plan",
+                CommitmentDiscountCategory="Spend", CommitmentDiscountStatus="Used")
+
+
+def test_tranches_bought_in_turn_are_measured_apart(rt, tmp_path):
+    """A laddered purchase in the ledger: week 1's tranche is bought (sp-1), the week after recommends the next
+    tranche on what is still on demand, that one is bought too (sp-2). Each recommendation is acted on by its own
+    commitment, and re-measuring the first does not count the second's savings."""
+    ingest_rows(rt, tmp_path / "files", [line(d, ResourceId="i-web", cost="4.608") for d in JUNE])
+    ledger.refresh(rt, {"lookback_days": 30}, only=["commitments"])
+    [first] = _by_kind(rt).values()
+    assert first["evidence"]["optimal_hourly_commitment"] == "0.138" and first["monthly_savings"] == "27.47"
+    level1 = Decimal("0.1344")  # the tranche, 70% of the 0.192 an hour it optimally absorbs
+
+    def july_rows(days: int, sp2: Decimal | None) -> list[dict]:
+        rows = []
+        for d in JULY[:days]:
+            rows.append(_covered(d, "sp-1", level1))
+            rest = Decimal("0.192") - level1
+            if sp2 is not None and d >= date(2026, 7, 8):
+                rows.append(_covered(d, "sp-2", sp2))
+                rest -= sp2
+            rows.append(line(d, ResourceId="i-web", cost=str(rest * 24)))
+        return rows
+
+    ingest_rows(rt, tmp_path / "files", july_rows(7, None))  # through Tuesday 7 July: the week of 6 July
+    week2 = ledger.refresh(rt, {"lookback_days": 30}, only=["commitments"])
+    assert week2["acted_on"] == 1 and week2["new"] == 1
+    with rt.sessions() as s:
+        rows = {r["status"]: r for r in ledger.list_recommendations(s, status=None)[1]}
+    assert rows["acted_on"]["id"] == first["id"]
+    assert rows["acted_on"]["outcome"]["commitments"] == ["arn:aws:savingsplans::1:savingsplan/sp-1"]
+    assert rows["acted_on"]["realized_monthly_savings"] == "27.47"  # 0.1344 x 0.28 x 730: as predicted
+    second = rows["open"]
+    # the guard sees the last 3 days' 0.0576 an hour still on demand: the next tranche is 70% of it
+    assert second["evidence"]["short_lookback_level"] == "0.06"
+    assert second["evidence"]["optimal_hourly_commitment"] == "0.041"  # 0.0576 x 0.72
+    assert second["evidence"]["hourly_commitment"] == "0.029"
+    assert second["evidence"]["tranche_plan"]["review_period_start"] == "2026-07-06"
+
+    ingest_rows(rt, tmp_path / "files", july_rows(14, Decimal("0.04032")))  # sp-2 bought on 8 July
+    week3 = ledger.refresh(rt, {"lookback_days": 30}, only=["commitments"])
+    assert week3["acted_on"] == 1 and week3["remeasured"] == 1  # the first tranche
+    with rt.sessions() as s:
+        rows = {r["id"]: r for r in ledger.list_recommendations(s, status="acted_on")[1]}
+    assert rows[second["id"]]["outcome"]["commitments"] == ["arn:aws:savingsplans::1:savingsplan/sp-2"]
+    assert rows[second["id"]]["realized_monthly_savings"] == "8.24"  # 0.04032 x 0.28 x 730
+    assert rows[first["id"]]["realized_monthly_savings"] == "27.47"  # sp-1 alone, not sp-1 + sp-2

@@ -71,6 +71,17 @@ def test_previous_generation():
     assert (kind, target) == ("rightsize_generation", "m6i.xlarge")
     assert rightsizing.judge(vm("m6i.xlarge"), Metrics(cpu=flat(70)), CFG) is None
     assert rightsizing.judge(vm("unknown.type"), Metrics(cpu=flat(70)), CFG) is None
+    # Google Cloud: n1-standard (3.75 GB per vCPU, 0.0475 an hour) -> n2d-standard (4 GB, 0.042246): 11.06% less
+    assert rightsizing.judge(vm("n1-standard-4"), Metrics(cpu=flat(70)), CFG)[:2] == \
+        ("rightsize_generation", "n2d-standard-4")
+    assert rightsizing.judge(vm("n2d-standard-4"), Metrics(cpu=flat(70)), CFG) is None
+    # Azure: Dsv3 -> Dsv5 is the move, but both list at 0.192 in eastus: no saving, no recommendation
+    assert rightsizing.next_generation("Standard_D4s_v3") == "Standard_D4s_v5"
+    assert rightsizing.next_generation("Standard_E16s_v3") == "Standard_E16s_v5"
+    assert rightsizing.judge(vm("Standard_D4s_v3"), Metrics(cpu=flat(70)), CFG) is None
+    assert rightsizing.next_generation("Standard_D4s_v5") is None and rightsizing.next_generation("x") is None
+    # a quiet n1 downsizes within its family first
+    assert rightsizing.judge(vm("n1-standard-8"), Metrics(cpu=flat(10)), CFG)[1] == "n1-standard-2"
 
 
 # -- AWS through moto -----------------------------------------------------------------------------------------------------
@@ -238,6 +249,14 @@ def test_cloud_monitoring_connector(recorder):
             return {"timeSeries": [{"metric": {"labels": {"instance_name": "vm-2"}},
                                     "resource": {"labels": {"instance_id": "2"}},
                                     "points": [point("2026-06-30T00:05:00Z", "doubleValue", 0.03)]}]}
+        if "memory/percent_used" in q["filter"]:  # the Ops Agent's series name only the instance id
+            return {"timeSeries": [
+                {"metric": {"labels": {"state": "used"}}, "resource": {"labels": {"instance_id": "1"}},
+                 "points": [point("2026-06-30T00:10:00Z", "doubleValue", 61.5),
+                            point("2026-06-30T00:05:00Z", "doubleValue", 40.0)]},
+                {"metric": {"labels": {"state": "used"}}, "resource": {"labels": {"instance_id": "22"}},
+                 "metadata": {"systemLabels": {"name": "vm-2"}},
+                 "points": [point("2026-06-30T00:05:00Z", "doubleValue", 12.0)]}]}
         return {"timeSeries": [{"metric": {"labels": {"instance_name": "vm-1"}}, "resource": {"labels": {}},
                                 "points": [point("2026-06-30T00:00:00Z", "int64Value", "1048576")]}]}
 
@@ -252,6 +271,13 @@ def test_cloud_monitoring_connector(recorder):
     assert set(got) == {base + "vm-1", base + "vm-2"}
     assert got[base + "vm-1"].cpu == [25.0, 50.0] and got[base + "vm-1"].network_out_bytes_per_day == [1048576.0]
     assert got[base + "vm-2"].cpu == [3.0]
+    # memory where the Ops Agent runs: vm-1 matched by its id through the CPU series, vm-2 by the series' system
+    # metadata name; vm-3 has no CPU series, so no metrics at all
+    assert got[base + "vm-1"].memory == [40.0, 61.5] and got[base + "vm-2"].memory == [12.0]
+    [mem_q] = [q for p, q, _ in server.requests if "memory" in q["filter"]]
+    assert mem_q["filter"] == ('metric.type = "agent.googleapis.com/memory/percent_used" AND resource.type = '
+                               '"gce_instance" AND metric.labels.state = "used"')
+    assert mem_q["aggregation.perSeriesAligner"] == "ALIGN_MAX" and mem_q["aggregation.alignmentPeriod"] == "300s"
     cpu_calls = [q for p, q, _ in server.requests if "cpu" in q["filter"]]
     assert len(cpu_calls) == 2 and cpu_calls[1]["pageToken"] == "p2"
     q = cpu_calls[0]

@@ -8,8 +8,9 @@ tests and the demo, a local HTTP server for Azure Monitor and Cloud Monitoring i
 - `optimizers.metrics.azure`: Azure Monitor metrics (azure-mgmt-monitor): "Percentage CPU" Maximum and "Available
   Memory Bytes" Minimum per 5 minutes, "Network Out Total" Total per day.
 - `optimizers.metrics.gcp`: Cloud Monitoring timeSeries.list (google-cloud-monitoring, REST):
-  compute.googleapis.com/instance/cpu/utilization (ALIGN_MAX per 5 minutes, a 0..1 ratio, reported in %) and
-  instance/network/sent_bytes_count (ALIGN_SUM per day).
+  compute.googleapis.com/instance/cpu/utilization (ALIGN_MAX per 5 minutes, a 0..1 ratio, reported in %),
+  instance/network/sent_bytes_count (ALIGN_SUM per day), and the Ops Agent's agent.googleapis.com/memory/percent_used
+  (state "used", ALIGN_MAX per 5 minutes) where the agent runs.
 """
 from __future__ import annotations
 

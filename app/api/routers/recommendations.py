@@ -85,13 +85,19 @@ def post_refresh(
     rt: Runtime = Depends(get_runtime),
     lookback_days: int = Query(30, ge=7, le=60, description="Commitment lookback in days (7, 30 or 60 are "
                                                             "reported in the evidence; this one is recommended)."),
+    commitment_downside: float = Query(0.3, ge=0, le=0.95, description="Commitment purchases come in tranches "
+                                       "sized for this fall in usage right after the purchase: each is (1 - "
+                                       "downside) of the optimum; 0 buys it all at once."),
+    commitment_review_days: int = Query(7, ge=1, le=365, description="Days between commitment reviews (each "
+                                        "review period has its own tranche)."),
 ) -> dict:
     """Run every optimizer over the warehouse, store new findings, update open ones and check earlier ones
     against newer data (acted on: realized savings measured; expired). Returns the counts and the open predicted
     monthly savings per currency."""
     from optimizers import ledger
 
-    return ledger.refresh(rt, {"lookback_days": lookback_days})
+    return ledger.refresh(rt, {"lookback_days": lookback_days, "commitment_downside": repr(commitment_downside),
+                               "commitment_review_days": commitment_review_days})
 
 
 @router.get("/recommendations/{rec_id}", summary="One recommendation", responses=PROBLEM_RESPONSES)
