@@ -108,6 +108,25 @@ def monthly_totals(con: duckdb.DuckDBPyConnection, session: Session, month: str,
                    metrics: tuple[str, ...] = METRICS, rollups: bool | None = None) -> dict:
     """rollups: None = read the allocation rollup when current and it holds `by` (team, cost_center, provider),
     else the lines and parts; True/False force a path (tests compare them)."""
+    return with_close_state(session, month, month_figures(con, month, by, metrics, rollups))
+
+
+def with_close_state(session: Session, month: str, figures: tuple[dict, dict]) -> dict:
+    """The document of month_figures with the month's close and restatement (control database) filled in; the
+    figures are not changed (the API keeps them in its read cache)."""
+    doc, totals = figures
+    out = dict(doc)
+    closed = session.get(ClosedMonth, month)
+    if closed is not None:
+        out["closed"] = closed_view(closed)
+        out["restatement"] = restatement(session, closed, totals, parse_month("month", month)[0])
+    return out
+
+
+def month_figures(con: duckdb.DuckDBPyConnection, month: str, by: str, metrics: tuple[str, ...] = METRICS,
+                  rollups: bool | None = None) -> tuple[dict, dict]:
+    """What monthly_totals reads from the warehouse: the document without close state, and the warehouse totals
+    per currency (for the restatement)."""
     if by not in BY:
         raise QueryError("by", f"{by!r} is not one of {', '.join(BY)}")
     start, end = parse_month("month", month)
@@ -144,11 +163,7 @@ def monthly_totals(con: duckdb.DuckDBPyConnection, session: Session, month: str,
         "closed": None, "restatement": None,
         "source": "rollups" if rollups else "lines",
     }
-    closed = session.get(ClosedMonth, month)
-    if closed is not None:
-        out["closed"] = closed_view(closed)
-        out["restatement"] = restatement(session, closed, totals, start)
-    return out
+    return out, totals
 
 
 def closed_view(c: ClosedMonth) -> dict:

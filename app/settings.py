@@ -28,8 +28,8 @@ class Settings(BaseSettings):
         description="DuckDB memory_limit for warehouse work (e.g. 1GB, 4GB, or 'none' for DuckDB's own default of "
         "80% of RAM); DuckDB spills to the temp directory beyond it. Default: a quarter of the machine's memory "
         "(physical RAM or the cgroup limit, whichever is lower), at least 512MB and at most 2GB, leaving room for "
-        "the API and other work. AWS CUR 2.0 months need more than 1GB with two threads, 4GB at 30M lines, and a "
-        "70M-line month does not fit in 4GB yet (bench/RESULTS.md, 'Scale').",
+        "the API and other work. AWS CUR 2.0 months of 20M and 30M lines ingest within the 2GB default (peak RSS "
+        "2.3 GB); larger months are not measured yet (bench/RESULTS.md, 'Scale').",
     )
     warehouse_threads: int | None = Field(
         default_factory=lambda: default_threads(), ge=1,
@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         None, description="Server secret of the API keys' HMAC-SHA256 digests. Default: a random secret generated "
         "once into <data_dir>/api-key-secret (mode 0600). Changing it invalidates every key.",
         repr=False,
+    )
+    api_cache_mb: int = Field(
+        64, ge=0, description="Memory (MiB) per `serve` process for answers to repeated cost and finance queries. "
+        "An answer is kept only while the warehouse file stays unchanged (any ingest, allocation or rollup rebuild "
+        "forgets them all) and is keyed on the query and the key's team scope; keys are still checked on every "
+        "request. 0 turns it off.",
     )
 
     @cached_property

@@ -7,13 +7,17 @@
    40 teams in tags, 20 services, 12 regions, 150 sub-accounts), then allocates them with the real engine
    (`engine.apply` of a two-rule document: team and cost center from the tags) and builds the daily rollups
    (`app.rollups.refresh`); each step is timed.
-2. Starts `cloudtally serve --no-scheduler` (uvicorn, one process) on 127.0.0.1 and creates a finance key.
-3. A load generator in a second process (httpx, asyncio) measures, per endpoint:
+2. For each server configuration of --configs (WORKERS:CACHE_MB; default 1 and 2 uvicorn workers, each with the
+   read cache off and on): starts `cloudtally serve --no-scheduler --workers W` with CLOUDTALLY_API_CACHE_MB=C
+   on 127.0.0.1 (a finance key is created first).
+3. A load generator in a second process (asyncio streams, keep-alive HTTP/1.1; cheap per request, because it
+   shares the 2 cores with the server) measures, per endpoint:
    - latency: sequential requests (one at a time) -> p50, p95, p99;
    - throughput: C concurrent connections for S seconds -> requests/s and p95 under load.
-   The generator shares the machine's cores with the server; its own CPU time is reported. The first endpoint,
-   /healthz, is the baseline: the same server, framework and client doing no query; the others are reported as
-   ratios to it (latency x, throughput share).
+   Its own CPU time is reported. The first endpoint, /healthz, is the baseline: the same server, framework and
+   client doing no query; the others are reported as ratios to it (latency x, throughput share). The "distinct"
+   variant repeats the day x team query with a different `limit` (far above its row count) on every request, so
+   the read cache never answers it: the cost of the query itself.
 Markdown to stdout, progress to stderr.
 """
 from __future__ import annotations
@@ -35,10 +39,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+MAX_LIMIT = 1_000_000  # app.costs.MAX_ROWS: the distinct variants count down from here
 BASELINE = "healthz (baseline: no query)"
 ENDPOINTS = {
     BASELINE: "/healthz",
     "costs day x team (1 month)": "/v1/costs?start=2026-04-01&end=2026-05-01&granularity=day&group_by=team",
+    # the same query and work with a limit (far above the 1,230 rows) unique to each request: never a cache hit
+    "costs day x team, each request distinct":
+        "/v1/costs?start=2026-04-01&end=2026-05-01&granularity=day&group_by=team&limit={n}",
     "monthly totals by cost_center": "/v1/finance/monthly-totals?month=2026-04&by=cost_center",
     "costs day x ServiceName (lines path: filter on tag)":
         "/v1/costs?start=2026-04-01&end=2026-05-01&granularity=day&group_by=ServiceName&filter=tag:env=prod",
@@ -92,37 +100,70 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
-async def _load(base: str, key: str, path: str, requests: int, concurrency: int, seconds: float) -> dict:
-    import httpx
+class _Connection:
+    """One keep-alive HTTP/1.1 connection over asyncio streams. The load generator shares the 2 cores with the
+    server, so it must cost little per request: httpx spent ~3 ms of CPU per request here (more than the server
+    answering a repeated query), this client well under 0.5 ms. Responses are read by Content-Length (the API
+    never streams)."""
 
-    headers = {"Authorization": f"Bearer {key}"}
+    def __init__(self, host: str, port: int, key: str):
+        self.host, self.port = host, port
+        self.auth = f"Authorization: Bearer {key}\r\n".encode()
+        self.reader = self.writer = None
+
+    async def get(self, path: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: bench\r\n" + self.auth + b"\r\n")
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lower = head.lower()
+        at = lower.find(b"content-length:")
+        if at < 0:
+            raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
+        length = int(lower[at + 15: lower.index(b"\r\n", at)])
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def _load(base: str, key: str, path: str, requests: int, concurrency: int, seconds: float) -> dict:
+    """Sequential (concurrency 1, `requests` requests) or sustained (`concurrency` connections for `seconds`).
+    A `{n}` in the path is replaced by a number unique to each request (the cache-defeating variants)."""
+    host, port = base.split("//", 1)[1].rsplit(":", 1)
     lat: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
-        for _ in range(3):  # warm-up
-            (await client.get(path)).raise_for_status()
-        deadline = time.monotonic() + seconds if seconds else None
-        count = 0
+    serial = iter(range(10**9))
+    conns = [_Connection(host, int(port), key) for _ in range(concurrency)]
+    for _ in range(3):  # warm-up
+        if await conns[0].get(path.replace("{n}", str(MAX_LIMIT - next(serial)))) != 200:
+            raise RuntimeError(f"warm-up of {path} failed")
+    deadline = time.monotonic() + seconds if seconds else None
+    count = 0
 
-        async def worker():
-            nonlocal count, errors
-            while True:
-                if deadline is not None and time.monotonic() >= deadline:
+    async def worker(conn: _Connection):
+        nonlocal count, errors
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            if deadline is None:
+                if count >= requests:
                     return
-                if deadline is None:
-                    if count >= requests:
-                        return
-                    count += 1
-                t = time.perf_counter()
-                r = await client.get(path)
-                lat.append((time.perf_counter() - t) * 1000)
-                if r.status_code != 200:
-                    errors += 1
+                count += 1
+            t = time.perf_counter()
+            status = await conn.get(path.replace("{n}", str(MAX_LIMIT - next(serial))))
+            lat.append((time.perf_counter() - t) * 1000)
+            if status != 200:
+                errors += 1
 
-        t0 = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.monotonic() - t0
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker(c) for c in conns))
+    wall = time.monotonic() - t0
+    for c in conns:
+        c.close()
     return {"n": len(lat), "errors": errors, "wall_s": wall, "rps": len(lat) / wall, "p50": pct(lat, 50),
             "p95": pct(lat, 95), "p99": pct(lat, 99)}
 
@@ -156,6 +197,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200, help="sequential requests per endpoint (latency)")
     ap.add_argument("--concurrency", type=int, default=16, help="connections for the throughput run")
     ap.add_argument("--seconds", type=float, default=20, help="duration of each throughput run")
+    ap.add_argument("--configs", default="1:0,1:64,2:0,2:64",
+                    help="server configurations to measure, WORKERS:CACHE_MB comma-separated (cache 0 = off)")
+    ap.add_argument("--prepare-only", action="store_true", help="generate, allocate and build rollups, then stop "
+                    "(with --keep: measure later)")
     ap.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
     ap.add_argument("--key", help=argparse.SUPPRESS)
@@ -187,20 +232,53 @@ def main() -> None:
     rt.init()
     _, key = create_key(rt, "bench", "finance")
     rt.close()
+    if args.prepare_only:
+        return
+    configs = [tuple(int(x) for x in c.split(":")) for c in args.configs.split(",")]
+    runs = []
+    for workers, cache_mb in configs:
+        log(f"server: {workers} worker(s), read cache {cache_mb} MiB")
+        runs.append((workers, cache_mb, serve_and_measure(args, data_dir, key, workers, cache_mb)))
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    print(f"### API benchmark: {timings['lines']:,} lines, {timings['parts']:,} allocation parts, "
+          f"{timings['rollup_rows']:,} rollup rows\n")
+    took = {k: "not timed" if timings.get(k) is None else f"{timings[k]:.1f} s"
+            for k in ("generate", "allocate", "rollups")}
+    print(f"Preparation: generate {took['generate']}, allocate {took['allocate']}, "
+          f"rollups {took['rollups']}. Server: `cloudtally serve --no-scheduler --workers W` with "
+          f"CLOUDTALLY_API_CACHE_MB=C; load generator: a second process on 127.0.0.1 ({args.concurrency} "
+          f"keep-alive connections for {args.seconds:.0f} s per endpoint; its own CPU is the last column).\n")
+    for workers, cache_mb, results in runs:
+        print(f"**{workers} worker(s), read cache {'off' if cache_mb == 0 else f'{cache_mb} MiB'}**\n")
+        base_seq, base_load = results[0][2], results[0][3]
+        print("| endpoint | p50 ms (seq) | p95 ms (seq) | p99 ms (seq) | p95 / baseline | req/s | req/s / baseline "
+              "| p95 ms under load | errors | client CPU s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, path, seq, load in results:
+            print(f"| {name} | {seq['p50']:.1f} | {seq['p95']:.1f} | {seq['p99']:.1f} | "
+                  f"{seq['p95'] / base_seq['p95']:.1f}x | {load['rps']:.0f} | {load['rps'] / base_load['rps']:.2f} | "
+                  f"{load['p95']:.1f} | {seq['errors'] + load['errors']} | {load['client_cpu_s']:.1f} |")
+        print()
+
+
+def serve_and_measure(args, data_dir: Path, key: str, workers: int, cache_mb: int) -> list:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CLOUDTALLY_DATA_DIR": str(data_dir), "CLOUDTALLY_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-scheduler", "--port", str(port)],
+    env = {**os.environ, "CLOUDTALLY_DATA_DIR": str(data_dir), "CLOUDTALLY_LOG_LEVEL": "WARNING",
+           "CLOUDTALLY_API_CACHE_MB": str(cache_mb)}
+    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-scheduler", "--port", str(port),
+                               "--workers", str(workers)],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        import httpx
-
-        for _ in range(300):
+        for _ in range(600):
             try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
-            except httpx.HTTPError:
+            except OSError:
                 time.sleep(0.1)
+        time.sleep(1.0 * workers)  # every worker up (each opens the warehouse on its first request)
         results = []
         for name, path in ENDPOINTS.items():
             log(f"{name}: latency")
@@ -208,25 +286,10 @@ def main() -> None:
             log(f"{name}: throughput")
             load = measure(base, key, path, 0, args.concurrency, args.seconds)
             results.append((name, path, seq, load))
+        return results
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-        if not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
-
-    print(f"### API benchmark: {timings['lines']:,} lines, {timings['parts']:,} allocation parts, "
-          f"{timings['rollup_rows']:,} rollup rows\n")
-    print(f"Preparation: generate {timings['generate']:.1f} s, allocate {timings['allocate']:.1f} s, "
-          f"rollups {timings['rollups']:.1f} s. Server: `cloudtally serve --no-scheduler` (one uvicorn process); "
-          f"load generator: a second process on 127.0.0.1.\n")
-    base_seq, base_load = results[0][2], results[0][3]
-    print(f"| endpoint | p50 ms (seq) | p95 ms (seq) | p99 ms (seq) | p95 / baseline | req/s ({args.concurrency} "
-          f"conns, {args.seconds:.0f} s) | req/s / baseline | p95 ms under load | errors | client CPU s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, path, seq, load in results:
-        print(f"| {name} | {seq['p50']:.1f} | {seq['p95']:.1f} | {seq['p99']:.1f} | "
-              f"{seq['p95'] / base_seq['p95']:.1f}x | {load['rps']:.0f} | {load['rps'] / base_load['rps']:.2f} | "
-              f"{load['p95']:.1f} | {seq['errors'] + load['errors']} | {load['client_cpu_s']:.1f} |")
+        server.wait(timeout=60)
 
 
 if __name__ == "__main__":

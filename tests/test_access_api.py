@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import os
 import stat
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -22,6 +24,7 @@ from tests.test_allocation import RULES
 
 AWS = "generated-focus-data-toolkit/focus-1.2/focus_1_2_cost_and_usage_aws.csv"
 MONTH = "2026-05"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WINDOW = {"start": "2026-05-01", "end": "2026-06-01"}
 
 
@@ -286,6 +289,46 @@ def test_closed_month_redelivery_is_a_flagged_restatement(rt_any, samples, tmp_p
         assert new["restatement"]["previous_delivery"] == old["id"]
         assert c.get(f"/v1/deliveries/{new['id']}").json()["restatement"] == new["restatement"]
         assert c.get("/v1/finance/months").json()["total"] == 1
+
+
+# -- the read cache (app.warehouse.Warehouse.read_through) behind /v1/costs and monthly totals ----------------------
+def test_cached_answers_never_cross_scopes_outlive_the_data_or_a_revocation(rt_any, samples, tmp_path):
+    with open(samples / AWS, newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    b = header.index("BilledCost")
+    ingest(rt_any, "aws", str(write_csv(tmp_path / "may.csv", header, rows)))
+    engine.apply(rt_any, RULES)
+    _, fin_key = create_key(rt_any, "controller", "finance")
+    team_view, team_key = create_key(rt_any, "data dash", "team:team-data")
+    params = {**WINDOW, "metric": "BilledCost"}
+    with TestClient(create_app(rt_any)) as c:
+        assert rt_any.warehouse.cache_limit_bytes > 0  # the server runs with the cache (CLOUDTALLY_API_CACHE_MB)
+        everything = total(c.get("/v1/costs", params=params, headers=bearer(fin_key)).json())
+        mine = total(c.get("/v1/costs", params=params, headers=bearer(team_key)).json())
+        assert Decimal(0) < mine < everything  # the same query under another scope is never the cached answer
+        assert total(c.get("/v1/costs", params=params, headers=bearer(fin_key)).json()) == everything
+        assert rt_any.warehouse._cache  # ...which is there, and answered the repeat
+        totals = c.get("/v1/finance/monthly-totals", params={"month": MONTH, "by": "provider"},
+                       headers=bearer(fin_key)).json()
+        assert Decimal(totals["reconciliation"][0]["BilledCost"]["warehouse"]) == everything
+        # a re-delivery from another process (`cloudtally ingest` beside `serve`): the next answers are new
+        restated = [list(r) for r in rows]
+        restated[0][b] = str(Decimal(restated[0][b]) + Decimal("100.25"))
+        redelivered = write_csv(tmp_path / "may-v2.csv", header, restated)
+        env = {**os.environ, "CLOUDTALLY_DATA_DIR": str(rt_any.settings.data_dir),
+               "CLOUDTALLY_DATABASE_URL": rt_any.settings.resolved_database_url}
+        done = subprocess.run([sys.executable, "-m", "app.cli", "ingest", str(redelivered), "--source", "aws"],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        after = total(c.get("/v1/costs", params=params, headers=bearer(fin_key)).json())
+        assert after == everything + Decimal("100.25")
+        totals = c.get("/v1/finance/monthly-totals", params={"month": MONTH, "by": "provider"},
+                       headers=bearer(fin_key)).json()
+        assert Decimal(totals["reconciliation"][0]["BilledCost"]["warehouse"]) == after
+        # a revoked key is refused at once, though its answer sits in the cache
+        assert c.get("/v1/costs", params=params, headers=bearer(team_key)).status_code == 200
+        assert c.delete(f"/v1/keys/{team_view['id']}", headers=bearer(create_key(rt_any, "ops", "admin")[1]))
+        assert c.get("/v1/costs", params=params, headers=bearer(team_key)).status_code == 401
 
 
 # -- pagination and limits ---------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def _readme_commands() -> list[str]:
 
 def test_readme_has_the_two_commands_and_ci_runs_the_test_one():
     install_demo, run_tests = _readme_commands()[:2]
-    assert install_demo.endswith("cloudtally demo") and "pip install -e ." in install_demo
+    assert install_demo.endswith("cloudtally demo") and 'pip install -e ".[demo]"' in install_demo
     assert "pytest" in run_tests and '".[dev]"' in run_tests
     ci = (REPO / ".ci" / "run").read_text()
     assert run_tests in ci.splitlines()

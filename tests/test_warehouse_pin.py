@@ -100,3 +100,89 @@ def test_an_idle_pin_is_let_go(warehouse, monkeypatch):
     while warehouse._pin is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert warehouse._pin is None
+
+
+# -- the read cache (Warehouse.read_through): answers kept while the pinned instance stays open -------------------
+def cached_read(w: Warehouse, calls: list) -> int:
+    def compute(con):
+        calls.append(1)
+        return con.execute("SELECT v FROM pin_probe").fetchone()[0]
+
+    return w.read_through(("probe",), compute, size=lambda v: 8)
+
+
+def test_read_through_answers_repeats_until_another_process_writes(warehouse):
+    warehouse.cache_limit_bytes = 1 << 20
+    calls: list = []
+    assert [cached_read(warehouse, calls) for _ in range(5)] == [0] * 5
+    assert len(calls) == 1  # computed once, then answered from memory
+    write_from_another_process(warehouse, 9)
+    assert read(warehouse) == 9  # a plain read pins the file again before the cached read asks
+    assert cached_read(warehouse, calls) == 9 and len(calls) == 2  # the writer ended the epoch: computed afresh
+    assert cached_read(warehouse, calls) == 9 and len(calls) == 2
+
+
+def test_read_through_forgets_on_a_write_in_this_process(warehouse):
+    warehouse.cache_limit_bytes = 1 << 20
+    calls: list = []
+    assert cached_read(warehouse, calls) == 0 and cached_read(warehouse, calls) == 0 and len(calls) == 1
+    with warehouse.connect() as con:
+        con.execute("CREATE OR REPLACE TABLE pin_probe AS SELECT 4::INTEGER AS v")
+    assert read(warehouse) == 4
+    assert cached_read(warehouse, calls) == 4 and len(calls) == 2
+
+
+def test_read_through_is_off_without_a_budget_or_a_pin(warehouse):
+    calls: list = []
+    warehouse.cache_limit_bytes = 0
+    assert cached_read(warehouse, calls) == 0 and cached_read(warehouse, calls) == 0 and len(calls) == 2
+    warehouse.cache_limit_bytes = 1 << 20
+    warehouse.keep_readers_open(False)  # a CLI process: every read computes
+    assert cached_read(warehouse, calls) == 0 and cached_read(warehouse, calls) == 0 and len(calls) == 4
+
+
+def test_an_answer_computed_while_a_writer_came_is_not_kept(warehouse):
+    warehouse.cache_limit_bytes = 1 << 20
+    calls: list = []
+
+    def compute(con):
+        calls.append(1)
+        value = con.execute("SELECT v FROM pin_probe").fetchone()[0]
+        warehouse._release_pin()  # as the watcher does when a writer announces itself mid-query
+        return value
+
+    assert warehouse.read_through(("racy",), compute, size=lambda v: 8) == 0
+    assert warehouse.read_through(("racy",), compute, size=lambda v: 8) == 0
+    assert len(calls) == 2  # the first answer belonged to an epoch that had ended: never served again
+
+
+def test_read_through_stays_within_its_budget(warehouse):
+    warehouse.cache_limit_bytes = 400  # entries of 100 "bytes": at most four kept, least recently used first out
+    calls: list = []
+
+    def read_key(k):
+        return warehouse.read_through(("k", k), lambda con: calls.append(k) or k, size=lambda v: 100)
+
+    for k in range(6):
+        read_key(k)
+    assert warehouse._cache_bytes <= 400 and len(warehouse._cache) == 4
+    calls.clear()
+    read_key(5), read_key(2)
+    assert calls == []  # the four most recent stayed
+    read_key(0)
+    assert calls == [0]  # the oldest went
+
+
+def test_a_read_longer_than_the_idle_time_keeps_its_pin_and_answer(warehouse, monkeypatch):
+    monkeypatch.setattr("app.warehouse.PIN_IDLE_S", 0.2)
+    warehouse.cache_limit_bytes = 1 << 20
+    calls: list = []
+
+    def slow(con):
+        calls.append(1)
+        time.sleep(0.8)  # a long query: four idle periods, but a read is in flight
+        return con.execute("SELECT v FROM pin_probe").fetchone()[0]
+
+    assert warehouse.read_through(("slow",), slow, size=lambda v: 8) == 0
+    assert warehouse.read_through(("slow",), slow, size=lambda v: 8) == 0
+    assert len(calls) == 1

@@ -33,6 +33,7 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
     async def lifespan(app: FastAPI):
         rt.init()
         rt.warehouse.keep_readers_open()  # requests reuse one open DuckDB instance (writers still get in)
+        rt.warehouse.cache_limit_bytes = rt.settings.api_cache_mb * 2**20  # repeated queries: app.warehouse
         if scheduler:
             from app.scheduler import IngestScheduler
 
@@ -65,3 +66,9 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
 
     dashboard.install(app)  # the web page at / (app/dashboard), built on the /v1 routes above
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of `cloudtally serve --workers N` (uvicorn imports this factory in each
+    worker): the runtime from the environment (CLOUDTALLY_*), no scheduler (the serving parent process runs it)."""
+    return create_app(Runtime.from_env(), scheduler=False)

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import duckdb
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app.allocation.engine import active_document
 from app.access import Scope
 from app.api.auth import scope
-from app.api.deps import get_runtime, warehouse
+from app.api.deps import get_runtime
 from app.runtime import Runtime
 from app.api.problems import PROBLEM_RESPONSES
 from app.costs import DEFAULT_METRIC, MAX_ROWS, parse_query, run_query
@@ -40,7 +41,6 @@ class CostsResponse(BaseModel):
     responses={200: {"model": CostsResponse, "content": {"text/csv": {}}}, **PROBLEM_RESPONSES},
 )
 def get_costs(
-    con: duckdb.DuckDBPyConnection = Depends(warehouse),
     rt: Runtime = Depends(get_runtime),
     team_scope: Scope = Depends(scope),
     start: str | None = Query(
@@ -80,8 +80,17 @@ def get_costs(
     4 group_by dimensions, 100 filter values (400 beyond)."""
     q = parse_query(start, end, granularity, group_by, filter, metric, limit, active_document(rt)[1].dimensions,
                     limits=True)
-    result = run_query(con, q, team_scope)
+
+    def answer(con: duckdb.DuckDBPyConnection) -> bytes:
+        result = run_query(con, q, team_scope)
+        if format == "csv":
+            return result.to_csv().encode()
+        return json.dumps(result.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    # Repeated queries are answered from the read cache while the warehouse is unchanged (app.warehouse); the key
+    # holds the parsed query and the caller's team scope, and the key itself was checked for this request.
+    body = rt.warehouse.read_through(("costs", format, team_scope, json.dumps(q.echo(), sort_keys=True)), answer)
     if format == "csv":
-        return Response(result.to_csv(), media_type="text/csv; charset=utf-8",
+        return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="costs.csv"'})
-    return JSONResponse(result.to_json())
+    return Response(body, media_type="application/json")

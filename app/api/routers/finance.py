@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from app import finance
 from app.access import Principal
 from app.api.auth import FINANCE, principal
-from app.api.deps import db_session, warehouse
+from app.api.deps import db_session, get_runtime, warehouse
+from app.runtime import Runtime
 from app.api.problems import PROBLEM_RESPONSES, problem
 
 router = APIRouter(prefix="/finance", tags=["finance"], dependencies=[FINANCE])
@@ -31,16 +32,21 @@ def monthly_totals(
         ["EffectiveCost", "BilledCost"], description="Metrics to show side by side: EffectiveCost (amortized) and/or "
         "BilledCost (invoiced). The reconciliation checks both whatever is shown."),
     format: Literal["json", "csv"] = Query("json", description="JSON document or CSV table."),
-    con: duckdb.DuckDBPyConnection = Depends(warehouse),
+    rt: Runtime = Depends(get_runtime),
     session: Session = Depends(db_session),
 ) -> Response:
     """Per group and currency the chosen metrics as exact decimal strings; `unallocated` marks the line of costs no
     rule claimed (allocation dimensions). `reconciliation`: per currency the sum of the groups and the warehouse
-    total of the month, equal by construction and checked on every request. If the month is closed, `closed`
-    holds its snapshot and `restatement` what moved since: deltas per currency and the deliveries loaded after
-    the close."""
+    total of the month, equal by construction and checked whenever the figures are computed (a repeated request
+    is answered from memory while the warehouse is unchanged). If the month is closed, `closed` holds its snapshot
+    and `restatement` what moved since: deltas per currency and the deliveries loaded after the close."""
     metrics = tuple(dict.fromkeys(metric)) or finance.METRICS
-    doc = finance.monthly_totals(con, session, month, by, metrics)
+    # The warehouse figures come from the read cache while the warehouse is unchanged (app.warehouse); the close
+    # state is read from the control database on every request.
+    figures = rt.warehouse.read_through(("monthly-totals", month, by, metrics),
+                                        lambda con: finance.month_figures(con, month, by, metrics),
+                                        size=lambda f: 256 * (len(f[0]["rows"]) + len(f[1]) + 4))
+    doc = finance.with_close_state(session, month, figures)
     if format == "csv":
         return Response(finance.to_csv(doc), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="monthly-totals-{month}-{by}.csv"'})
