@@ -337,50 +337,71 @@ def utilization(con: duckdb.DuckDBPyConnection, start: str | None = None, end: s
 
 
 # -- the newsvendor ---------------------------------------------------------------------------------------------------
-def optimal_usage_level(u: np.ndarray, d: float) -> float:
+# The functions below take a series of float64 (the backtests in bench/commitment_eval.py) or of Decimal (an object
+# array: `find` builds the bill's series in exact decimals, so the money it reports never passes through binary
+# floating point); scalars are brought to the series' type by `_like`.
+Number = float | Decimal
+
+
+def _like(u: np.ndarray, v) -> Number:
+    """v in the number type of the series u: Decimal for an object array (floats through their shortest text)."""
+    if u.dtype == object:
+        return v if isinstance(v, Decimal) else Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+    return float(v)
+
+
+def optimal_usage_level(u: np.ndarray, d: Number) -> Number:
     """x* = u_(ceil(N d)): the d-quantile of hourly usage (module docstring), the on-demand-equivalent level the
     optimal commitment absorbs per hour. 0 for no data."""
     n = len(u)
     if n == 0 or d <= 0:
-        return 0.0
-    k = max(1, math.ceil(n * d - 1e-9))
-    return float(np.partition(u, k - 1)[k - 1])
+        return _like(u, 0)
+    k = max(1, math.ceil(n * Decimal(repr(d) if isinstance(d, float) else d) - Decimal("1e-9")))
+    return _like(u, np.partition(u, k - 1)[k - 1])
 
 
-def savings(u: np.ndarray, x: float, d: float) -> float:
+def savings(u: np.ndarray, x: Number, d: Number) -> Number:
     """S(x) = sum_h min(u_h, x) - N (1 - d) x: money saved over the series by absorbing x per hour."""
-    return float(np.minimum(u, x).sum() - len(u) * (1 - d) * x)
+    x, d = _like(u, x), _like(u, d)
+    return _like(u, np.minimum(u, x).sum()) - len(u) * (1 - d) * x
 
 
 @dataclass
 class Plan:
-    level: float  # x: on-demand-equivalent usage absorbed per hour
-    commitment: float  # c = (1 - d) x, per hour
-    savings: float  # over the series
-    utilization: float | None
-    coverage: float | None
+    level: Number  # x: on-demand-equivalent usage absorbed per hour
+    commitment: Number  # c = (1 - d) x, per hour
+    savings: Number  # over the series
+    utilization: Number | None
+    coverage: Number | None
 
     @classmethod
-    def at(cls, u: np.ndarray, x: float, d: float) -> Plan:
-        absorbed = float(np.minimum(u, x).sum())
-        total = float(u.sum())
+    def at(cls, u: np.ndarray, x: Number, d: Number) -> Plan:
+        x, d = _like(u, x), _like(u, d)
+        absorbed = _like(u, np.minimum(u, x).sum())
+        total = _like(u, u.sum())
         return cls(x, (1 - d) * x, savings(u, x, d), absorbed / (len(u) * x) if x > 0 and len(u) else None,
                    absorbed / total if total > 0 else None)
 
 
-def recommend_level(u: np.ndarray, d: float, short_hours: int = SHORT_LOOKBACK_HOURS) -> tuple[float, float, float]:
+def recommend_level(u: np.ndarray, d: Number,
+                    short_hours: int = SHORT_LOOKBACK_HOURS) -> tuple[Number, Number, Number]:
     """(recommended x, long-lookback x*, short-lookback x*): the lower of the two optima."""
     long_x = optimal_usage_level(u, d)
-    short_x = optimal_usage_level(u[-short_hours:], d) if len(u) else 0.0
+    short_x = optimal_usage_level(u[-short_hours:], d) if len(u) else _like(u, 0)
     return min(long_x, short_x), long_x, short_x
 
 
-def tranche_level(u: np.ndarray, d: float, downside: float = float(DOWNSIDE),
-                  short_hours: int = SHORT_LOOKBACK_HOURS) -> tuple[float, float]:
+def tranche_level(u: np.ndarray, d: Number, downside: Number = DOWNSIDE,
+                  short_hours: int = SHORT_LOOKBACK_HOURS) -> tuple[Number, Number]:
     """(tranche x_t, optimum x): x is the guarded optimum (`recommend_level`) of the usage still on demand, x_t the
     optimum if that usage fell by `downside` right after the purchase: (1 - downside) x (module docstring)."""
     x = recommend_level(u, d, short_hours)[0]
-    return (1 - downside) * x, x
+    return (1 - _like(u, downside)) * x, x
+
+
+def _share(ratio: Number | None) -> float:
+    """A ratio (not money) for the API: a JSON number to 4 places, 0 when undefined."""
+    return float(round(ratio or 0, 4))
 
 
 def review_period(day, review_days: int = REVIEW_DAYS):
@@ -462,7 +483,6 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
     by_name = {k["name"]: k for k in kinds}
     lookback = int(config.get("lookback_days", DEFAULT_LOOKBACK))
     delta = downside_option(config)
-    delta_f = float(delta)
     review_days = int(config.get("commitment_review_days", REVIEW_DAYS))
     if review_days < 1:
         raise ValueError(f"commitment_review_days {review_days}: must be at least 1")
@@ -502,7 +522,7 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
         first, hi = bounds[prov]
         w0 = max(hi - timedelta(days=days), first.replace(minute=0, second=0, microsecond=0))
         n = int((hi - w0).total_seconds() // 3600)
-        u = np.zeros(n)
+        u = np.full(n, Decimal(0), dtype=object)  # exact decimals: the money below never passes through floats
         daily = True
         exact_total, units_total = Decimal(0), Decimal(0)
         sizes: dict[str, Decimal] = {}
@@ -514,7 +534,7 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             # size-flexible reservations count normalized units (instance hours x factor), not money
             amount = quantity * factor if normalize else cost
             if hi_i > lo_i:
-                u[lo_i:hi_i] += float(amount) / h
+                u[lo_i:hi_i] += amount / h
             exact_total += cost
             if normalize:
                 units_total += amount
@@ -522,14 +542,14 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
         unit_price = None
         if normalize:  # the on-demand price of one normalized unit-hour the bill shows: the series back in money
             unit_price = exact_total / units_total
-            u *= float(unit_price)
+            u *= unit_price
             unit_type = min([*sizes, f"{family}.large"], key=lambda t: normalization_factor(t))
             unit_factor = normalization_factor(unit_type)
-            unit_money = float(unit_factor * unit_price)
+            unit_money = unit_factor * unit_price
 
-        def purchasable(x_t: float) -> float:
+        def purchasable(x_t: Decimal) -> Decimal:
             """Reserved instances come whole: the tranche rounded down to whole instances of the unit size."""
-            return math.floor(x_t / unit_money + 1e-9) * unit_money if normalize else x_t
+            return math.floor(x_t / unit_money + Decimal("1e-12")) * unit_money if normalize else x_t
 
         donor = kind.get("discount_from")
         d_obs = None if donor else observed_discount(kind_name, prov, acct, cur)
@@ -544,25 +564,25 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
         options = _option_discounts(kind, d_obs)
         results = {}
         for opt in options:
-            d = float(opt["discount"])
+            d = opt["discount"]
             windows = {}
             for L in sorted(set(LOOKBACKS) | {lookback}):
                 uw = u[-min(n, L * 24):]
                 x, long_x, short_x = recommend_level(uw, d)
                 plan = Plan.at(uw, x, d)
-                windows[L] = (uw, plan, long_x, short_x, Plan.at(uw, purchasable((1 - delta_f) * x), d))
+                windows[L] = (uw, plan, long_x, short_x, Plan.at(uw, purchasable((1 - delta) * x), d))
             results[(opt["term"], opt["payment"])] = (opt, windows)
         default = next(r for r in results.values() if r[0]["is_default"])
         opt, windows = default
         uw, plan, long_x, short_x, tranche = windows[lookback]
-        d = float(opt["discount"])
+        d = opt["discount"]
         if plan.commitment <= 0 or plan.savings <= 0 or tranche.commitment <= 0:
             continue
         hours = len(uw)
-        per_month = float(HOURS_PER_MONTH) / hours
+        per_month = HOURS_PER_MONTH / hours
 
-        def commit(v: float) -> Decimal:
-            return Decimal(repr(v)).quantize(Decimal("0.001"), ROUND_HALF_UP)
+        def commit(v: Decimal) -> Decimal:
+            return v.quantize(Decimal("0.001"), ROUND_HALF_UP)
 
         monthly_savings = money(tranche.savings * per_month)
         commitment = commit(tranche.commitment)
@@ -570,17 +590,17 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
         upfront = Decimal(str(opt.get("upfront", 0)))
         years = _years(opt["term"])
         upfront_cost = money(commitment * upfront * HOURS_PER_MONTH * 12 * years)
-        absorbed_monthly = Decimal(repr(float(np.minimum(uw, tranche.level).sum()) / hours)) * HOURS_PER_MONTH
+        absorbed_monthly = np.minimum(uw, tranche.level).sum() / hours * HOURS_PER_MONTH
         recurring_monthly = commitment * (1 - upfront) * HOURS_PER_MONTH
         benefit = absorbed_monthly - recurring_monthly
         break_even = (Decimal(0) if upfront_cost == 0 else
                       (upfront_cost / benefit).quantize(Decimal("0.1"), ROUND_HALF_UP) if benefit > 0 else None)
         window_on_demand = sum((c for s, e, c, *_ in lines if s >= hi - timedelta(hours=hours)), Decimal(0))
-        curve = [{"change_percent": p, "hourly_commitment": commit((1 - d) * plan.level * (1 + p / 100)),
-                  "monthly_savings": money(savings(uw, plan.level * (1 + p / 100), d) * per_month)} for p in CURVE]
+        curve = [{"change_percent": p, "hourly_commitment": commit((1 - d) * plan.level * (1 + Decimal(p) / 100)),
+                  "monthly_savings": money(savings(uw, plan.level * (1 + Decimal(p) / 100), d) * per_month)} for p in CURVE]
         through = (hi - timedelta(seconds=1)).date()
         period = review_period(through, review_days)
-        fell = uw * (1 - delta_f)  # the stated downside: the lookback's usage less delta
+        fell = uw * (1 - delta)  # the stated downside: the lookback's usage less delta
         schedule, cumulative, share = [], Decimal(0), Decimal(0)
         for step_no in range(PLAN_MAX_STEPS):
             share = 1 - delta ** (step_no + 1)
@@ -590,7 +610,7 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             schedule.append({"review": step_no, "on": period + timedelta(days=review_days * step_no),
                              "hourly_commitment": step_commitment, "cumulative_hourly_commitment": cumulative,
                              "share_of_optimal": share.quantize(RATIO, ROUND_HALF_UP),
-                             "monthly_savings": money(savings(uw, plan.level * float(share), d) * per_month)})
+                             "monthly_savings": money(savings(uw, plan.level * share, d) * per_month)})
             if share >= Decimal(str(PLAN_TARGET)) or delta == 0:
                 break
         tranche_plan = {
@@ -610,30 +630,30 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             "granularity": "daily" if daily else "hourly",
             "eligible_on_demand_cost": window_on_demand,
             "eligible_on_demand_monthly": money(window_on_demand * HOURS_PER_MONTH / hours),
-            "discount": Decimal(repr(d)).quantize(RATIO, ROUND_HALF_UP),
+            "discount": d.quantize(RATIO, ROUND_HALF_UP),
             "discount_source": source,
             "observed_discount": None if d_obs is None else d_obs.quantize(RATIO, ROUND_HALF_UP),
             "long_lookback_level": money(long_x), "short_lookback_level": money(short_x),
             "guard": "short (3-day) lookback" if short_x < long_x else "long lookback",
             "hourly_commitment": commitment, "optimal_hourly_commitment": optimal,
             "term": opt["term"], "payment_option": opt["payment"],
-            "upfront_cost": upfront_cost, "expected_utilization": round(tranche.utilization or 0, 4),
-            "expected_coverage": round(tranche.coverage or 0, 4), "break_even_months": break_even,
+            "upfront_cost": upfront_cost, "expected_utilization": _share(tranche.utilization),
+            "expected_coverage": _share(tranche.coverage), "break_even_months": break_even,
             "tranche_plan": tranche_plan,
             "instance_family": family,
             "savings_curve": curve,
             "lookbacks": {str(L): {"optimal_hourly_commitment": commit(p.commitment),
                                    "hourly_commitment": commit(t.commitment),
-                                   "monthly_savings": money(t.savings / len(w) * float(HOURS_PER_MONTH)),
-                                   "optimal_monthly_savings": money(p.savings / len(w) * float(HOURS_PER_MONTH)),
-                                   "expected_utilization": round(t.utilization or 0, 4)}
+                                   "monthly_savings": money(t.savings / len(w) * HOURS_PER_MONTH),
+                                   "optimal_monthly_savings": money(p.savings / len(w) * HOURS_PER_MONTH),
+                                   "expected_utilization": _share(t.utilization)}
                           for L, (w, p, _, _, t) in windows.items()},
             "options": [{"term": o["term"], "payment_option": o["payment"],
                          "discount": o["discount"].quantize(RATIO, ROUND_HALF_UP),
                          "hourly_commitment": commit(w[lookback][4].commitment),
                          "optimal_hourly_commitment": commit(w[lookback][1].commitment),
                          "monthly_savings": money(w[lookback][4].savings / len(w[lookback][0])
-                                                  * float(HOURS_PER_MONTH))}
+                                                  * HOURS_PER_MONTH)}
                         for o, w in results.values()],
         }
         assumptions = [
@@ -665,7 +685,7 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             evidence["normalized"] = {
                 "unit_price_per_hour": unit_price.quantize(Decimal("0.000001"), ROUND_HALF_UP),
                 "units_seen": units_total, "instance_hours_by_type": sizes,
-                "optimal_units_per_hour": Decimal(repr(plan.level / float(unit_price))).quantize(
+                "optimal_units_per_hour": (plan.level / unit_price).quantize(
                     Decimal("0.01"), ROUND_HALF_UP),
                 "tranche_units_per_hour": unit_factor * count, "instance_type": unit_type, "instances": count}
             what = (f"{count} x {unit_type} {kind.get('label', kind_name)} ({format(unit_factor * count, 'f')} "
