@@ -84,7 +84,10 @@ def generate(ds: cb.Dataset, part_rows: int, chunk_rows: int, memory_limit: str,
         base = cb.generator_sql(month_rows, parts)  # the whole month's shape (resources, accounts: rows // 80)
         full = f"FROM range({month_rows}) t(i)"
         assert full in base, "cur2_bench.generator_sql changed: no range() to slice"
-        base = base.replace(full, f"FROM range({lo}, {hi}) t(i)")
+        # range() is not a parallel source: a COPY straight from it runs the whole generator on one thread (one
+        # core busy at 10M rows). The chunk's row numbers in a table are scanned by every thread.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ids AS SELECT range AS i FROM range({lo}, {hi})")
+        base = base.replace(full, "FROM ids t(i)")
         exprs = []
         for name, *_ in con.execute(f"DESCRIBE SELECT * FROM ({base}) LIMIT 0").fetchall():
             if ds.money == "double" and name in cb.MONEY_COLUMNS:
@@ -102,6 +105,7 @@ def generate(ds: cb.Dataset, part_rows: int, chunk_rows: int, memory_limit: str,
                 n_files += 1
                 f.rename(data / f"{cb.EXPORT_NAME}-{n_files:05d}.snappy.parquet")
         shutil.rmtree(out)
+        con.execute("DROP TABLE ids")
         log(f"  {human_rows(hi)} rows written, {time.perf_counter() - t0:.0f} s")
     con.close()
     (tmp / "gen.duckdb").unlink()
