@@ -120,17 +120,22 @@ class SpillWatch:
         self._thread.join()
 
 
-@pytest.fixture(scope="module")
-def cur2_month(tmp_path_factory):
-    """bench/cur2_bench.py's generated CUR 2.0 month: 200k line items in 4 Parquet parts, plus its figures."""
+def _generated_cur2_month(folder, rows: int, part_rows: int):
+    """bench/cur2_bench.py's generated CUR 2.0 month of `rows` line items in parts of `part_rows`, plus its figures."""
     sys.path.insert(0, str(REPO / "bench"))
     try:
         import cur2_bench
     finally:
         sys.path.remove(str(REPO / "bench"))
-    ds = cur2_bench.Dataset(tmp_path_factory.mktemp("cur2"), 200_000, "double")
-    cur2_bench.generate(ds, 50_000)
+    ds = cur2_bench.Dataset(folder, rows, "double")
+    cur2_bench.generate(ds, part_rows)
     return ds
+
+
+@pytest.fixture(scope="module")
+def cur2_month(tmp_path_factory):
+    """A 200k-line CUR 2.0 month in 4 Parquet parts."""
+    return _generated_cur2_month(tmp_path_factory.mktemp("cur2"), 200_000, 50_000)
 
 
 def _team_totals(con, table="cost_allocation"):
@@ -216,13 +221,7 @@ def test_cur2_parts_are_read_by_one_scan_so_the_month_ingests_under_a_limit_per_
     from connectors.base import LocalFile
     from connectors.focus.reader import open_file
 
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import cur2_bench
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    month = cur2_bench.Dataset(tmp_path_factory.mktemp("cur2-2m"), 2_000_000, "double")
-    cur2_bench.generate(month, 500_000)
+    month = _generated_cur2_month(tmp_path_factory.mktemp("cur2-2m"), 2_000_000, 500_000)
     assert len(month.files) == 4
 
     con = duckdb.connect()
