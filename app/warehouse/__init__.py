@@ -322,9 +322,8 @@ class Warehouse:
             self._cache_bytes += nbytes - (old[1] if old else 0)
             self._cache[key] = (value, nbytes)
             while self._cache_bytes > self.cache_limit_bytes:
-                _, (_, dropped) = next(iter(self._cache.items()))
-                self._cache_bytes -= dropped
-                del self._cache[next(iter(self._cache))]
+                oldest = next(iter(self._cache))
+                self._cache_bytes -= self._cache.pop(oldest)[1]
         return value
 
     # -- schema ---------------------------------------------------------------------------------------------------
