@@ -80,106 +80,28 @@ not counted twice), else the rate table (rates.yaml, editable).
 from __future__ import annotations
 
 import math
-import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import duckdb
 import numpy as np
-import yaml
 
 from app.allocation.compile import from_units, to_units
-from app.warehouse import COST_TABLE
+from app.warehouse import COST_TABLE, sql_str
 from optimizers import HOURS_PER_MONTH, Recommendation, jsonable, money, window_floor
+from optimizers.commitment_kinds import (INSTANCE_TYPE, ObservedDiscounts, instance_family, kind_case, kind_list,
+                                         load_kinds, normalization_factor, option_discounts, term_years)
 
-RATES_FILE = Path(__file__).with_name("rates.yaml")
 LOOKBACKS = (7, 30, 60)  # days
 SHORT_LOOKBACK_HOURS = 72
 DEFAULT_LOOKBACK = 30
 CURVE = (-30, -20, -10, 0, 10, 20, 30)  # % of the optimal commitment
 DOWNSIDE = Decimal("0.30")  # the stated downside a tranche is sized for: usage falling 30% right after it is bought
 REVIEW_DAYS = 7  # the recommender re-evaluates (and recommends the next tranche) every this many days
-PLAN_TARGET = 0.99  # the projected ladder is listed until it absorbs this share of the optimum
+PLAN_TARGET = Decimal("0.99")  # the projected ladder is listed until it absorbs this share of the optimum
 PLAN_MAX_STEPS = 12
 RATIO = Decimal("0.0001")
-
-
-# -- the rate table ---------------------------------------------------------------------------------------------------
-def load_kinds(path: str | Path | None = None) -> list[dict]:
-    """The commitment kinds of the rate table: `path`, else CLOUDTALLY_COMMITMENT_RATES, else rates.yaml."""
-    path = Path(path or os.environ.get("CLOUDTALLY_COMMITMENT_RATES") or RATES_FILE)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not YAML: {exc}") from exc
-    kinds = doc.get("kinds") if isinstance(doc, dict) else None
-    if not isinstance(kinds, list) or not kinds:
-        raise ValueError(f"{path}: no `kinds` list")
-    for i, k in enumerate(kinds):
-        for name in ("name", "provider", "eligible", "options", "default"):
-            if name not in k:
-                raise ValueError(f"{path}: kinds[{i}] lacks `{name}`")
-        for o in k["options"]:
-            d = Decimal(str(o["discount"]))
-            if not Decimal(0) < d < Decimal(1):
-                raise ValueError(f"{path}: kinds[{i}] ({k['name']}): discount {d} is not between 0 and 1")
-    return kinds
-
-
-def _lit(v: str) -> str:
-    return "'" + str(v).replace("'", "''") + "'"
-
-
-def _eligible(kind: dict) -> str:
-    """SQL: whether a line is of the kind's provider and holds one of the listed values in each eligible column."""
-    tests = [f'"ProviderName" = {_lit(kind["provider"])}']
-    tests += [f'"{column}" IN ({", ".join(_lit(v) for v in values)})' for column, values in kind["eligible"].items()]
-    return " AND ".join(tests)
-
-
-def kind_case(kinds: list[dict]) -> str:
-    """SQL: the commitment kind a line is eligible for (the first matching), or NULL. Spot never is."""
-    whens = [f"WHEN {_eligible(k)} THEN {_lit(k['name'])}" for k in kinds]
-    return (f"CASE WHEN \"ChargeCategory\" <> 'Usage' OR coalesce(\"PricingCategory\", '') = 'Dynamic' THEN NULL "
-            f"{' '.join(whens)} END")
-
-
-def kind_list(kinds: list[dict]) -> str:
-    """SQL: every commitment kind a line is eligible for, as a list (kinds that compete cover the same lines)."""
-    items = [f"CASE WHEN {_eligible(k)} THEN {_lit(k['name'])} END" for k in kinds]
-    return (f"CASE WHEN \"ChargeCategory\" <> 'Usage' OR coalesce(\"PricingCategory\", '') = 'Dynamic' "
-            f"THEN []::VARCHAR[] ELSE list_filter([{', '.join(items)}], lambda k: k IS NOT NULL) END")
-
-
-# An AWS instance type (m6i.xlarge, db.r6g.large): SkuPriceDetails' InstanceType, else the one the description names
-AWS_TYPE = r"\b((?:db\.)?[a-z][0-9][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large))\b"
-INSTANCE_TYPE = ("coalesce(CASE WHEN json_valid(\"SkuPriceDetails\") THEN "
-                 "json_extract_string(\"SkuPriceDetails\", '$.InstanceType') END, "
-                 f"nullif(regexp_extract(\"ChargeDescription\", {_lit(AWS_TYPE)}, 1), ''))")
-SIZE_FACTORS = {"nano": Decimal("0.25"), "micro": Decimal("0.5"), "small": Decimal(1), "medium": Decimal(2),
-                "large": Decimal(4), "xlarge": Decimal(8)}
-
-
-def instance_family(itype: str | None) -> str | None:
-    """m6i.xlarge -> m6i, db.r6g.large -> db.r6g; None for a type without a size (e.g. Standard_D4s_v5)."""
-    if not itype or "." not in itype:
-        return None
-    return itype.rsplit(".", 1)[0]
-
-
-def normalization_factor(itype: str | None) -> Decimal | None:
-    """AWS's normalization factor of an instance size (nano 0.25 ... large 4, xlarge 8, Nxlarge 8N); None for sizes
-    without one (metal, unknown): size-flexible reserved instances count usage in these units."""
-    if not instance_family(itype):
-        return None
-    size = itype.rsplit(".", 1)[1]
-    if size in SIZE_FACTORS:
-        return SIZE_FACTORS[size]
-    m = re.fullmatch(r"(\d+)xlarge", size)
-    return Decimal(8 * int(m.group(1))) if m else None
 
 
 # -- utilization and coverage ---------------------------------------------------------------------------------------
@@ -433,7 +355,7 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
         f"SELECT \"ProviderName\", min(\"ChargePeriodStart\"), max(\"ChargePeriodEnd\") FROM {COST_TABLE} "
         "WHERE \"ChargeCategory\" = 'Usage' GROUP BY 1").fetchall()}
     rows = con.execute(f"""
-        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({_lit(p)}, CAST({_lit(hi.isoformat())} AS TIMESTAMPTZ))'
+        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({sql_str(p)}, CAST({sql_str(hi.isoformat())} AS TIMESTAMPTZ))'
                                                        for p, (lo, hi) in bounds.items()) or "(NULL, NULL)"})
                    b(provider, hi))
         SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "RegionId", "ChargePeriodStart",
@@ -446,7 +368,7 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
         GROUP BY ALL
     """).fetchall()
     observed = con.execute(f"""
-        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({_lit(p)}, CAST({_lit(hi.isoformat())} AS TIMESTAMPTZ))'
+        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({sql_str(p)}, CAST({sql_str(hi.isoformat())} AS TIMESTAMPTZ))'
                                                        for p, (lo, hi) in bounds.items()) or "(NULL, NULL)"})
                    b(provider, hi))
         SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "CommitmentDiscountType",
@@ -460,49 +382,47 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
     return bounds, rows, observed
 
 
-def _option_discounts(kind: dict, observed: Decimal | None) -> list[dict]:
-    """The kind's options with their discount: the table's, or scaled so the default option gets the observed one
-    (each option keeps the table's price ratio to the default)."""
-    default = next((o for o in kind["options"] if o["term"] == kind["default"]["term"]
-                    and o["payment"] == kind["default"]["payment"]), kind["options"][0])
-    out = []
-    for o in kind["options"]:
-        d = Decimal(str(o["discount"]))
-        if observed is not None:
-            d = 1 - (1 - d) * (1 - observed) / (1 - Decimal(str(default["discount"])))
-        out.append({**o, "discount": d, "is_default": o is default})
-    return out
+def _tranche_plan(uw: np.ndarray, d: Decimal, plan: Plan, tranche: Plan, delta: Decimal, period, review_days: int,
+                  per_month: Decimal) -> dict:
+    """The ladder (module docstring): this tranche, the optimum, both priced if usage falls by delta right after
+    the purchase, and the tranches later reviews would recommend if usage holds (until they absorb PLAN_TARGET of
+    the optimum)."""
+    commitment, optimal = _per_hour(tranche.commitment), _per_hour(plan.commitment)
+    fell = uw * (1 - delta)  # the stated downside: the lookback's usage less delta
+    schedule, cumulative = [], Decimal(0)
+    for step_no in range(PLAN_MAX_STEPS):
+        share = 1 - delta ** (step_no + 1)
+        step_commitment = commitment if step_no == 0 else _per_hour(optimal * share - cumulative)
+        cumulative += step_commitment
+        schedule.append({"review": step_no, "on": period + timedelta(days=review_days * step_no),
+                         "hourly_commitment": step_commitment, "cumulative_hourly_commitment": cumulative,
+                         "share_of_optimal": share.quantize(RATIO, ROUND_HALF_UP),
+                         "monthly_savings": money(savings(uw, plan.level * share, d) * per_month)})
+        if share >= PLAN_TARGET or delta == 0:
+            break
+    return {
+        "strategy": "laddered" if delta > 0 else "all at once",
+        "downside": delta, "review_every_days": review_days, "review_period_start": period,
+        "next_review": period + timedelta(days=review_days),
+        "optimal_hourly_commitment": optimal, "optimal_monthly_savings": money(plan.savings * per_month),
+        "tranche_hourly_commitment": commitment, "tranche_share_of_optimal": (1 - delta).quantize(RATIO),
+        "tranche_monthly_savings": money(tranche.savings * per_month),
+        "tranche_monthly_savings_under_downside": money(savings(fell, tranche.level, d) * per_month),
+        "optimal_monthly_savings_under_downside": money(savings(fell, plan.level, d) * per_month),
+        "schedule_if_usage_holds": schedule,
+    }
 
 
-def _years(term: str) -> int:
-    return 3 if term.strip().startswith("3") else 1
+def _per_hour(v: Decimal) -> Decimal:
+    """An hourly commitment as stated: to a tenth of a cent."""
+    return v.quantize(Decimal("0.001"), ROUND_HALF_UP)
 
 
-def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
-    kinds = load_kinds(config.get("rates"))
-    by_name = {k["name"]: k for k in kinds}
-    lookback = int(config.get("lookback_days", DEFAULT_LOOKBACK))
-    delta = downside_option(config)
-    review_days = int(config.get("commitment_review_days", REVIEW_DAYS))
-    if review_days < 1:
-        raise ValueError(f"commitment_review_days {review_days}: must be at least 1")
-    days = max(max(LOOKBACKS), lookback)
-    bounds, rows, observed_rows = _series(con, kinds, days)
-    observed: dict[tuple, list[Decimal]] = {}
-    for kind, prov, acct, cur, ctype, eff, contracted in observed_rows:
-        if ctype in by_name[kind].get("commitment_types", []) and contracted:
-            acc = observed.setdefault((kind, prov, acct, cur), [Decimal(0), Decimal(0)])
-            acc[0] += eff
-            acc[1] += contracted
-
-    def observed_discount(name: str, prov: str, acct: str, cur: str) -> Decimal | None:
-        obs = observed.get((name, prov, acct, cur))
-        if obs and obs[1] > 0:
-            d = 1 - obs[0] / obs[1]
-            if Decimal("0.01") < d < Decimal("0.9"):
-                return d
-        return None
-
+def _eligible_groups(rows: list[tuple], by_name: dict) -> dict[tuple, list[tuple]]:
+    """`_series`' rows grouped by what one commitment of the kind would cover: (kind, provider, account, currency,
+    region if the kind is regional, instance family if family-bound), each a list of (start, end, cost,
+    instance type, quantity, normalization factor). Lines a family-bound or size-flexible kind cannot price (no
+    known instance type, no quantity) are left out."""
     groups: dict[tuple, list] = {}
     for kind, prov, acct, cur, region, start, end, itype, cost, quantity in rows:
         scope_by = by_name[kind].get("scope_by", [])
@@ -514,6 +434,48 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             continue
         key = (kind, prov, acct, cur, region if "RegionId" in scope_by else None, family)
         groups.setdefault(key, []).append((start, end, cost, itype, quantity, factor))
+    return groups
+
+
+def _hourly_series(lines: list[tuple], w0: datetime, n: int, normalize: bool):
+    """(u, daily, exact total, normalized units total, instance hours by type): the group's eligible on-demand
+    spend per hour for the n hours from w0, in exact decimals (an object array: the money derived from it never
+    passes through binary floats). A line longer than an hour is spread evenly over its hours (daily = every line
+    was at least a day long). Size-flexible kinds (normalize) count normalized units (instance hours x factor)."""
+    u = np.full(n, Decimal(0), dtype=object)
+    daily = True
+    exact_total, units_total = Decimal(0), Decimal(0)
+    sizes: dict[str, Decimal] = {}
+    for start, end, cost, itype, quantity, factor in lines:
+        a = int((start - w0).total_seconds() // 3600)
+        h = max(1, int((end - start).total_seconds() // 3600))
+        daily &= h >= 24
+        lo_i, hi_i = max(a, 0), min(a + h, n)
+        amount = quantity * factor if normalize else cost
+        if hi_i > lo_i:
+            u[lo_i:hi_i] += amount / h
+        exact_total += cost
+        if normalize:
+            units_total += amount
+            sizes[itype] = sizes.get(itype, Decimal(0)) + quantity
+    return u, daily, exact_total, units_total, sizes
+
+
+def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
+    """Commitment purchase recommendations: per eligible group (`_eligible_groups`), the tranche of the guarded
+    newsvendor optimum over the lookback, priced at the observed or rate-table discount (module docstring), with
+    its evidence, assumptions and the competing kinds resolved (`_choose_among_competitors`)."""
+    kinds = load_kinds(config.get("rates"))
+    by_name = {k["name"]: k for k in kinds}
+    lookback = int(config.get("lookback_days", DEFAULT_LOOKBACK))
+    delta = downside_option(config)
+    review_days = int(config.get("commitment_review_days", REVIEW_DAYS))
+    if review_days < 1:
+        raise ValueError(f"commitment_review_days {review_days}: must be at least 1")
+    days = max(max(LOOKBACKS), lookback)
+    bounds, rows, observed_rows = _series(con, kinds, days)
+    discounts = ObservedDiscounts(observed_rows, by_name)
+    groups = _eligible_groups(rows, by_name)
     out = []
     for (kind_name, prov, acct, cur, region, family), lines in sorted(groups.items(),
                                                                      key=lambda kv: tuple(map(str, kv[0]))):
@@ -522,23 +484,7 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
         first, hi = bounds[prov]
         w0 = max(hi - timedelta(days=days), first.replace(minute=0, second=0, microsecond=0))
         n = int((hi - w0).total_seconds() // 3600)
-        u = np.full(n, Decimal(0), dtype=object)  # exact decimals: the money below never passes through floats
-        daily = True
-        exact_total, units_total = Decimal(0), Decimal(0)
-        sizes: dict[str, Decimal] = {}
-        for start, end, cost, itype, quantity, factor in lines:
-            a = int((start - w0).total_seconds() // 3600)
-            h = max(1, int((end - start).total_seconds() // 3600))
-            daily &= h >= 24
-            lo_i, hi_i = max(a, 0), min(a + h, n)
-            # size-flexible reservations count normalized units (instance hours x factor), not money
-            amount = quantity * factor if normalize else cost
-            if hi_i > lo_i:
-                u[lo_i:hi_i] += amount / h
-            exact_total += cost
-            if normalize:
-                units_total += amount
-                sizes[itype] = sizes.get(itype, Decimal(0)) + quantity
+        u, daily, exact_total, units_total, sizes = _hourly_series(lines, w0, n, normalize)
         unit_price = None
         if normalize:  # the on-demand price of one normalized unit-hour the bill shows: the series back in money
             unit_price = exact_total / units_total
@@ -551,17 +497,8 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             """Reserved instances come whole: the tranche rounded down to whole instances of the unit size."""
             return math.floor(x_t / unit_money + Decimal("1e-12")) * unit_money if normalize else x_t
 
-        donor = kind.get("discount_from")
-        d_obs = None if donor else observed_discount(kind_name, prov, acct, cur)
-        source = "observed" if d_obs is not None else "rate table"
-        if donor in by_name:
-            d_donor = observed_discount(donor, prov, acct, cur)
-            if d_donor is not None:
-                own = next(o for o in _option_discounts(kind, None) if o["is_default"])["discount"]
-                theirs = next(o for o in _option_discounts(by_name[donor], None) if o["is_default"])["discount"]
-                d_obs = 1 - (1 - own) * (1 - d_donor) / (1 - theirs)
-                source = f"observed on {by_name[donor].get('label', donor)}, scaled by the rate table"
-        options = _option_discounts(kind, d_obs)
+        d_obs, source = discounts.for_kind(kind, prov, acct, cur)
+        options = option_discounts(kind, d_obs)
         results = {}
         for opt in options:
             d = opt["discount"]
@@ -581,14 +518,11 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
         hours = len(uw)
         per_month = HOURS_PER_MONTH / hours
 
-        def commit(v: Decimal) -> Decimal:
-            return v.quantize(Decimal("0.001"), ROUND_HALF_UP)
-
         monthly_savings = money(tranche.savings * per_month)
-        commitment = commit(tranche.commitment)
-        optimal = commit(plan.commitment)
+        commitment = _per_hour(tranche.commitment)
+        optimal = _per_hour(plan.commitment)
         upfront = Decimal(str(opt.get("upfront", 0)))
-        years = _years(opt["term"])
+        years = term_years(opt["term"])
         upfront_cost = money(commitment * upfront * HOURS_PER_MONTH * 12 * years)
         absorbed_monthly = np.minimum(uw, tranche.level).sum() / hours * HOURS_PER_MONTH
         recurring_monthly = commitment * (1 - upfront) * HOURS_PER_MONTH
@@ -596,34 +530,12 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
         break_even = (Decimal(0) if upfront_cost == 0 else
                       (upfront_cost / benefit).quantize(Decimal("0.1"), ROUND_HALF_UP) if benefit > 0 else None)
         window_on_demand = sum((c for s, e, c, *_ in lines if s >= hi - timedelta(hours=hours)), Decimal(0))
-        curve = [{"change_percent": p, "hourly_commitment": commit((1 - d) * plan.level * (1 + Decimal(p) / 100)),
-                  "monthly_savings": money(savings(uw, plan.level * (1 + Decimal(p) / 100), d) * per_month)} for p in CURVE]
+        curve = [{"change_percent": p, "hourly_commitment": _per_hour((1 - d) * level),
+                  "monthly_savings": money(savings(uw, level, d) * per_month)}
+                 for p in CURVE for level in [plan.level * (1 + Decimal(p) / 100)]]
         through = (hi - timedelta(seconds=1)).date()
         period = review_period(through, review_days)
-        fell = uw * (1 - delta)  # the stated downside: the lookback's usage less delta
-        schedule, cumulative, share = [], Decimal(0), Decimal(0)
-        for step_no in range(PLAN_MAX_STEPS):
-            share = 1 - delta ** (step_no + 1)
-            step_commitment = commitment if step_no == 0 else \
-                (optimal * share - cumulative).quantize(Decimal("0.001"), ROUND_HALF_UP)
-            cumulative += step_commitment
-            schedule.append({"review": step_no, "on": period + timedelta(days=review_days * step_no),
-                             "hourly_commitment": step_commitment, "cumulative_hourly_commitment": cumulative,
-                             "share_of_optimal": share.quantize(RATIO, ROUND_HALF_UP),
-                             "monthly_savings": money(savings(uw, plan.level * share, d) * per_month)})
-            if share >= Decimal(str(PLAN_TARGET)) or delta == 0:
-                break
-        tranche_plan = {
-            "strategy": "laddered" if delta > 0 else "all at once",
-            "downside": delta, "review_every_days": review_days, "review_period_start": period,
-            "next_review": period + timedelta(days=review_days),
-            "optimal_hourly_commitment": optimal, "optimal_monthly_savings": money(plan.savings * per_month),
-            "tranche_hourly_commitment": commitment, "tranche_share_of_optimal": (1 - delta).quantize(RATIO),
-            "tranche_monthly_savings": monthly_savings,
-            "tranche_monthly_savings_under_downside": money(savings(fell, tranche.level, d) * per_month),
-            "optimal_monthly_savings_under_downside": money(savings(fell, plan.level, d) * per_month),
-            "schedule_if_usage_holds": schedule,
-        }
+        tranche_plan = _tranche_plan(uw, d, plan, tranche, delta, period, review_days, per_month)
         evidence = {
             "kind": kind_name, "label": kind.get("label", kind_name), "lookback_days": lookback,
             "window": {"start": hi - timedelta(hours=hours), "end": hi, "hours": hours},
@@ -642,16 +554,16 @@ def find(con: duckdb.DuckDBPyConnection, config: dict) -> list[Recommendation]:
             "tranche_plan": tranche_plan,
             "instance_family": family,
             "savings_curve": curve,
-            "lookbacks": {str(L): {"optimal_hourly_commitment": commit(p.commitment),
-                                   "hourly_commitment": commit(t.commitment),
+            "lookbacks": {str(L): {"optimal_hourly_commitment": _per_hour(p.commitment),
+                                   "hourly_commitment": _per_hour(t.commitment),
                                    "monthly_savings": money(t.savings / len(w) * HOURS_PER_MONTH),
                                    "optimal_monthly_savings": money(p.savings / len(w) * HOURS_PER_MONTH),
                                    "expected_utilization": _share(t.utilization)}
                           for L, (w, p, _, _, t) in windows.items()},
             "options": [{"term": o["term"], "payment_option": o["payment"],
                          "discount": o["discount"].quantize(RATIO, ROUND_HALF_UP),
-                         "hourly_commitment": commit(w[lookback][4].commitment),
-                         "optimal_hourly_commitment": commit(w[lookback][1].commitment),
+                         "hourly_commitment": _per_hour(w[lookback][4].commitment),
+                         "optimal_hourly_commitment": _per_hour(w[lookback][1].commitment),
                          "monthly_savings": money(w[lookback][4].savings / len(w[lookback][0])
                                                   * HOURS_PER_MONTH)}
                         for o, w in results.values()],

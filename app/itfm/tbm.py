@@ -8,6 +8,8 @@ from importlib import resources
 
 import yaml
 
+from app.warehouse import sql_str
+
 ENV = "CLOUDTALLY_TBM_MAPPING"
 
 
@@ -36,13 +38,9 @@ def mapping(path: str | None = None) -> dict:
     return doc
 
 
-def _lit(v: str) -> str:
-    return "'" + str(v).replace("'", "''") + "'"
-
-
 def tower_sql(alias: str = "c", doc: dict | None = None) -> str:
     """A SQL expression giving the tower of a line of `alias` (a cost_and_usage row)."""
     doc = doc or mapping()
-    parts = [f'WHEN {alias}."ServiceSubcategory" = {_lit(k)} THEN {_lit(v)}' for k, v in doc["subcategories"].items()]
-    parts += [f'WHEN {alias}."ServiceCategory" = {_lit(k)} THEN {_lit(v)}' for k, v in doc["towers"].items()]
-    return f"CASE {' '.join(parts)} ELSE {_lit(doc['default_tower'])} END"
+    parts = [f'WHEN {alias}."ServiceSubcategory" = {sql_str(k)} THEN {sql_str(v)}' for k, v in doc["subcategories"].items()]
+    parts += [f'WHEN {alias}."ServiceCategory" = {sql_str(k)} THEN {sql_str(v)}' for k, v in doc["towers"].items()]
+    return f"CASE {' '.join(parts)} ELSE {sql_str(doc['default_tower'])} END"

@@ -94,6 +94,11 @@ class StagedFile:
     provides_source_file: bool = False
 
 
+def sql_str(value) -> str:
+    """A SQL string literal of str(value), quotes doubled."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every versioned warehouse DDL file, in order."""
     folder = resources.files("migrations") / "warehouse"
