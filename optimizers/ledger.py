@@ -38,6 +38,7 @@ from app.allocation.compile import ALLOCATION_TABLE
 from app.control import Base, Money, UTCDateTime, new_id, utcnow
 from app.warehouse import COST_TABLE
 from optimizers import Recommendation, jsonable, monthly, registry
+from optimizers.commitment_kinds import INSTANCE_TYPE, load_kinds
 
 STATUSES = ("open", "acted_on", "expired")
 AFTER_WINDOW_DAYS = 14  # the resource's cost after the action is measured over at most its last 14 days
@@ -173,7 +174,9 @@ def _resource_after(con, rows: list[RecommendationRow], ends: dict) -> dict[str,
 
 def _new_commitments(con, rows: list[RecommendationRow], ends: dict, kinds: dict) -> dict[str, dict]:
     """Per commitment-purchase recommendation id: the commitments of its kind that appeared (first covered usage
-    or unused row) after its data_through for its provider and billing account, with their monthly net savings."""
+    or unused row) after its data_through for its provider and billing account (and its region and instance family
+    where the recommendation names them: an EC2 Instance Savings Plan or reserved instance for another family did
+    not act on it), with their monthly net savings."""
     out = {}
     for r in rows:
         if r.kind != "commitment_purchase" or not r.data_through or r.provider not in ends:
@@ -184,12 +187,15 @@ def _new_commitments(con, rows: list[RecommendationRow], ends: dict, kinds: dict
         # once acted on, only the commitments that closed it count: a later tranche is the next recommendation's
         mine = (r.outcome or {}).get("commitments") if r.status == "acted_on" else None
         only = "AND \"CommitmentDiscountId\" IN (SELECT unnest(?))" if mine else ""
+        family = (r.evidence or {}).get("instance_family")
+        # the family of the usage a commitment covered: its Unused rows name no instance, so any covered line counts
+        same_family = f"AND bool_or(regexp_replace({INSTANCE_TYPE}, '\\.[^.]+$', '') = ?)" if family else ""
         found = con.execute(f"""
             WITH firsts AS (
                 SELECT "CommitmentDiscountId" AS id, min("ChargePeriodStart") AS first FROM {COST_TABLE}
                 WHERE "ProviderName" = ? AND "BillingAccountId" = ? AND "ChargeCategory" = 'Usage'
                   AND "CommitmentDiscountType" IN (SELECT unnest(?)) {region} {only}
-                GROUP BY 1 HAVING min("ChargePeriodStart") >= ?)
+                GROUP BY 1 HAVING min("ChargePeriodStart") >= ? {same_family})
             SELECT f.id, f.first, max(c."ChargePeriodEnd"),
                    sum(coalesce(c."ContractedCost", c."ListCost")) FILTER (WHERE c."CommitmentDiscountStatus" = 'Used'),
                    sum(c."EffectiveCost")
@@ -197,7 +203,8 @@ def _new_commitments(con, rows: list[RecommendationRow], ends: dict, kinds: dict
             GROUP BY 1, 2""", [r.provider, r.billing_account_id, types, *([r.region] if r.region else []),
                                *([list(mine)] if mine else []),
                                datetime.combine(date.fromisoformat(r.data_through) + timedelta(days=1),
-                                                datetime.min.time(), tzinfo=ends[r.provider].tzinfo)]).fetchall()
+                                                datetime.min.time(), tzinfo=ends[r.provider].tzinfo),
+                               *([family] if family else [])]).fetchall()
         if found:
             net = sum(((covered or 0) - cost for _, _, _, covered, cost in found), Decimal(0))
             first = min(f for _, f, _, _, _ in found)
@@ -214,8 +221,6 @@ def refresh(rt, config: dict | None = None, only: list[str] | None = None,
     """Run the optimizers, store what they find, check earlier recommendations against newer data. Returns counts,
     the optimizers that failed (`errors`: the others still ran; the failed ones' open findings stay open) and the
     total predicted monthly savings of open recommendations per currency."""
-    from optimizers.commitments import load_kinds
-
     config = dict(config or {})
     if not config.get("metrics") and os.environ.get("CLOUDTALLY_RIGHTSIZING_METRICS"):
         config["metrics"] = [m for m in os.environ["CLOUDTALLY_RIGHTSIZING_METRICS"].split(";") if m.strip()]

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from app.allocation import engine
 from optimizers import ledger
+from optimizers.commitment_kinds import load_kinds
 from tests.helpers import api_client, cli_json
 from tests.optimizer_fixtures import ingest_rows, line
 
@@ -291,3 +292,43 @@ def test_tranches_bought_in_turn_are_measured_apart(rt, tmp_path):
     assert rows[second["id"]]["outcome"]["commitments"] == ["arn:aws:savingsplans::1:savingsplan/sp-2"]
     assert rows[second["id"]]["realized_monthly_savings"] == "8.24"  # 0.04032 x 0.28 x 730
     assert rows[first["id"]]["realized_monthly_savings"] == "27.47"  # sp-1 alone, not sp-1 + sp-2
+
+
+def test_a_reserved_instance_for_another_family_does_not_act_on_a_recommendation(rt, tmp_path):
+    """Family-bound kinds (reserved instances, EC2 Instance Savings Plans) are recommended per instance family: a
+    reservation bought for c6i acts on the c6i recommendation only, never on the m6i one in the same region."""
+    import yaml
+
+    kinds = [k for k in load_kinds() if k["name"] == "aws-ec2-reserved-instance"]
+    table = tmp_path / "rates.yaml"
+    table.write_text(yaml.safe_dump({"kinds": kinds}))
+    config = {"lookback_days": 30, "rates": str(table)}
+
+    def ec2(d, rid, itype, daily, **cols):
+        return line(d, ResourceId=rid, cost=daily, RegionId="us-east-1",
+                    ChargeDescription=f"On Demand Linux {itype} Instance Hour", **cols)
+
+    ingest_rows(rt, tmp_path / "files", [r for d in JUNE for r in (ec2(d, "i-m", "m6i.xlarge", "4.608"),
+                                                                   ec2(d, "i-c", "c6i.xlarge", "4.08"))])
+    ledger.refresh(rt, config, only=["commitments"])
+    june_recs = {r["evidence"]["instance_family"]: r for r in ledger_rows(rt)}
+    assert set(june_recs) == {"m6i", "c6i"}
+    # July: c6i runs under a reservation bought on 1 July; m6i stays on demand
+    ri = "arn:aws:ec2:us-east-1:111111111111:reserved-instances/ri-c6i"
+    july = [r for d in JULY for r in (
+        ec2(d, "i-m", "m6i.xlarge", "4.608"),
+        ec2(d, "i-c", "c6i.xlarge", "2.57", ContractedCost=Decimal("4.08"), ListCost=Decimal("4.08"),
+            BilledCost=Decimal(0), PricingCategory="Committed", CommitmentDiscountId=ri,
+            CommitmentDiscountType="Reserved Instance", CommitmentDiscountCategory="Usage",
+            CommitmentDiscountStatus="Used"))]
+    ingest_rows(rt, tmp_path / "files", july)
+    ledger.refresh(rt, config, only=["commitments"])
+    after = {r["id"]: r for r in ledger_rows(rt)}
+    c6i, m6i = after[june_recs["c6i"]["id"]], after[june_recs["m6i"]["id"]]
+    assert c6i["status"] == "acted_on" and c6i["outcome"]["commitments"] == [ri]
+    assert m6i["status"] != "acted_on", m6i["outcome"]
+
+
+def ledger_rows(rt) -> list[dict]:
+    with rt.sessions() as s:
+        return ledger.list_recommendations(s, status=None, limit=1000)[1]
