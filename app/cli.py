@@ -26,7 +26,7 @@ export_app = typer.Typer(help="Write warehouse data out in open formats.", no_ar
 app.add_typer(export_app, name="export")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
 
 
 def cents_or_blank(amount: str | None) -> str:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
 
 alerts_app = typer.Typer(help="Alerts to Slack, Teams and signed webhooks: channels, routing rules, events, the "
                          "delivery ledger, anomalies.", no_args_is_help=True)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
 
 budgets_app = typer.Typer(help="Budgets: import/export CSV, list, status (actual, EAC, variance, crossing date).",
                           no_args_is_help=True)
