@@ -38,7 +38,10 @@ line = st.fixed_dictionaries({
     "tags": st.none() | st.dictionaries(st.sampled_from(TAG_KEYS), st.sampled_from(TAG_VALUES), max_size=3),
     "BilledCost": money, "EffectiveCost": money | st.integers(1, 500).map(Decimal),
     "ListCost": st.none() | money, "ContractedCost": st.none() | money,
-})
+    "same": st.sampled_from([(), ("EffectiveCost",), ("ContractedCost", "ListCost"),
+                             ("EffectiveCost", "ListCost", "ContractedCost")]),
+}).map(lambda ln: {k: (ln["BilledCost"] if k in ln["same"] else v) for k, v in ln.items() if k != "same"})
+# ("same": metrics set equal to BilledCost, which take BilledCost's parts in the compiled SQL)
 
 leaf = st.one_of(
     st.builds(lambda c, op, v, vs, p: {"column": c, **({"equals": v} if op == "equals" else {"in": vs} if op == "in"

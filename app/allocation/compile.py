@@ -251,20 +251,89 @@ def dnf(cond: Condition | None, negate: bool = False) -> list[list[tuple[Leaf, b
 
 
 @dataclass
+class _Test:
+    """One test of a term on a subject's value: `sql` builds the SQL boolean on a value expression; `literals` are
+    the values it can be true or false on differently from any other non-NULL value (equals/in/exists/missing and
+    literal `^...$` regexes), None when it is not such a test (a regex, a window); `other` is its truth on any
+    non-NULL value not in `literals` (meaningful only when `literals` is not None)."""
+
+    sql: Callable[[str], str]
+    literals: tuple[str, ...] | None = None
+    other: bool = False
+
+
+@dataclass
 class _Subject:
     """A value the matcher's tests read: a column or a tag (alias group)."""
 
     column: str  # the line relation's column (a FOCUS column, or the tag's __tagN)
     keys: tuple[str, ...] | None  # a tag's lower-cased keys; None for a column
-    tests: dict[int, list[Callable[[str], str]]]  # term -> tests (SQL boolean on a value) that must all hold
+    tests: dict[int, list[_Test]]  # term -> tests that must all hold
+    lookup_line_columns: frozenset[str] = frozenset()
+
+    @property
+    def literal(self) -> bool:
+        """Every test compares with literals: the lookup holds those values (and NULL) only, read from the rules,
+        not from the lines; any other value gets the mask of `other` (a constant)."""
+        return all(x.literals is not None for tests in self.tests.values() for x in tests)
 
     @property
     def per_line(self) -> bool:
         """Values (nearly) unique per line: tested per line, only where the term is still a candidate."""
-        return self.keys is None and self.column in PER_LINE_COLUMNS
+        return (self.keys is None and self.column in PER_LINE_COLUMNS and not self.literal
+                and self.column not in self.lookup_line_columns)
+
+    def literals(self) -> list[str]:
+        return sorted({v for tests in self.tests.values() for x in tests for v in x.literals})
+
+
+def leaf_test(leaf: Leaf, positive: bool, tags: Tags) -> _Test:
+    """The matcher's test of `leaf` (negated unless `positive`) on a value."""
+    if positive:
+        sql = (lambda v, leaf=leaf: leaf_sql(leaf, tags, v))
+    else:
+        sql = (lambda v, leaf=leaf: f"(NOT {leaf_sql(leaf, tags, v)})")
+    literals: tuple[str, ...] | None = None
+    if leaf.op in ("exists", "missing"):
+        literals = ()
+    elif leaf.op == "equals":
+        literals = (leaf.value,)
+    elif leaf.op == "in":
+        literals = tuple(leaf.value)
+    else:
+        literal = literal_regex(leaf.value)
+        if literal is not None and literal[0] == "equals":
+            literals = (literal[1],)
+    # on a non-NULL value no literal equals: equals/in/regex false, exists true, missing false
+    other = (leaf.op == "exists") == positive
+    return _Test(sql, literals, other)
 
 
 TAG_VALUES = "__tag_values"
+
+
+def lookup_line_columns_query(doc: RuleDocument, where: str) -> tuple[str, list[str]] | None:
+    """The per-line columns (PER_LINE_COLUMNS) the matcher would test per line, and a query of (count(*),
+    approx_count_distinct(column)...) over the lines of `where` to choose, per column, a lookup (few distinct
+    values) or per-line tests (`Matcher(..., lookup_line_columns=...)`). None when there is no such column."""
+    m = Matcher(doc, Tags(doc))
+    cols = [s.column for s in m.subjects.values() if s.per_line]
+    if not cols:
+        return None
+    return (f"SELECT count(*), {', '.join(f'approx_count_distinct(c.{ident(c)})' for c in cols)} "
+            f"FROM {COST_TABLE} c WHERE {where}"), cols
+
+
+def choose_lookup_line_columns(counts: tuple, cols: list[str]) -> frozenset[str]:
+    """Per-line columns whose values repeat enough for a lookup: distinct values at most a quarter of the lines
+    (the lookup's tests run once per value, the lines pay one hash probe) and at most LOOKUP_MAX_VALUES (the
+    lookup is a hash table in memory)."""
+    lines = counts[0] or 0
+    return frozenset(c for c, n in zip(cols, counts[1:]) if n is not None and n * 4 <= lines
+                     and n <= LOOKUP_MAX_VALUES)
+
+
+LOOKUP_MAX_VALUES = 4_000_000
 
 
 class Matcher:
@@ -272,18 +341,23 @@ class Matcher:
 
     Every rule's claim (effective window AND condition AND the tags its outcome needs) is expanded into terms:
     conjunctions of tests that each read one value (a column, a tag, ChargePeriodStart). Terms are numbered in rule
-    order and packed into BIGINT words of WORD_BITS bits. For every value a test reads, a lookup over its DISTINCT
-    values among the lines holds, per word, the bits of the terms whose tests on that value all hold (terms that do
-    not read it: always set); it is joined to the lines on the value. A line's word is the AND of its lookups' words,
-    so a bit is set exactly when the term holds for the line; the rule of the lowest set bit (first word first) is
-    the first rule that claims the line. Values unique per line (PER_LINE_COLUMNS, e.g. ResourceId) get no lookup:
-    their tests run per line, only where the term's bit is still set, and clear it when false. A rule whose
-    expansion is too large (DNF_LIMIT) has one term, always set by the lookups and cleared per line when its SQL
-    condition is false. Same result as the CASE by construction; tests/test_allocation_differential.py compares it
-    with a Python reading of the rules."""
+    order and packed into BIGINT words of WORD_BITS bits. For every value a test reads, a lookup holds, per word,
+    the bits of the terms whose tests on that value all hold (terms that do not read it: always set); it is joined
+    to the lines on the value. A line's word is the AND of its lookups' words, so a bit is set exactly when the term
+    holds for the line; the rule of the lowest set bit (first word first) is the first rule that claims the line.
+    A lookup's values: when every test on the value compares with literals (equals, in, exists, missing), those
+    literals and NULL, from the rules (no pass over the lines); a line whose value is none of them gets the mask
+    every other value has (a constant). Otherwise the DISTINCT values among the lines (tags: from one pass over
+    the tag maps), computed once per statement (MATERIALIZED CTEs) for every relation that joins them. Values
+    unique per line (PER_LINE_COLUMNS, e.g. ResourceId, unless `lookup_line_columns` names them because their
+    values repeat) get no lookup: their tests run per line, only where the term's bit is still set, and clear it
+    when false. A rule whose expansion is too large (DNF_LIMIT) has one term, always set by the lookups and cleared
+    per line when its SQL condition is false. Same result as the CASE by construction;
+    tests/test_allocation_differential.py compares it with a Python reading of the rules."""
 
-    def __init__(self, doc: RuleDocument, tags: Tags):
+    def __init__(self, doc: RuleDocument, tags: Tags, lookup_line_columns: frozenset[str] = frozenset()):
         self.tags = tags
+        self.lookup_line_columns = lookup_line_columns
         self.term_rule: list[int] = []
         self.residual: dict[int, str] = {}  # term -> per-line SQL
         self.subjects: dict[str, _Subject] = {}
@@ -293,30 +367,31 @@ class Matcher:
                 self.residual[len(self.term_rule)] = match_sql(rule, tags)
                 self.term_rule.append(idx)
                 continue
-            extra: list[tuple[str | None, str, Callable[[str], str]]] = []  # (column or None, column or tag, test)
+            extra: list[tuple[str | None, str, _Test]] = []  # (column or None, column or tag, test)
             if rule.effective_from is not None:
                 ts = lit(rule.effective_from.isoformat() + " 00:00:00+00")
-                extra.append(("ChargePeriodStart", "ChargePeriodStart", lambda v, ts=ts: f"({v} >= TIMESTAMPTZ {ts})"))
+                extra.append(("ChargePeriodStart", "ChargePeriodStart",
+                              _Test(lambda v, ts=ts: f"({v} >= TIMESTAMPTZ {ts})")))
             if rule.effective_to is not None:
                 ts = lit(rule.effective_to.isoformat() + " 00:00:00+00")
-                extra.append(("ChargePeriodStart", "ChargePeriodStart", lambda v, ts=ts: f"({v} < TIMESTAMPTZ {ts})"))
+                extra.append(("ChargePeriodStart", "ChargePeriodStart",
+                              _Test(lambda v, ts=ts: f"({v} < TIMESTAMPTZ {ts})")))
             for value in rule.set.values():
                 if isinstance(value, TagValue) and value.default is None:
-                    extra.append((None, value.tag, lambda v: f"({v} IS NOT NULL)"))
+                    extra.append((None, value.tag, _Test(lambda v: f"({v} IS NOT NULL)", (), True)))
             for term in terms:
                 t = len(self.term_rule)
                 self.term_rule.append(idx)
                 for leaf, positive in term:
-                    test = ((lambda v, leaf=leaf: leaf_sql(leaf, tags, v)) if positive
-                            else (lambda v, leaf=leaf: f"(NOT {leaf_sql(leaf, tags, v)})"))
-                    self._test(leaf.key if leaf.kind == "column" else None, leaf.key, t, test)
+                    self._test(leaf.key if leaf.kind == "column" else None, leaf.key, t,
+                               leaf_test(leaf, positive, tags))
                 for column, key, test in extra:
                     self._test(column, key, t, test)
 
-    def _test(self, column: str | None, key: str, term: int, test: Callable[[str], str]) -> None:
+    def _test(self, column: str | None, key: str, term: int, test: _Test) -> None:
         """Register `test` of `term` on a column (`column` given) or on tag `key`."""
         if column is not None:
-            subject = self.subjects.setdefault(column, _Subject(column, None, {}))
+            subject = self.subjects.setdefault(column, _Subject(column, None, {}, self.lookup_line_columns))
         else:
             name = self.tags.column(key)
             subject = self.subjects.setdefault(name, _Subject(name, self.tags.doc.tag_keys(key), {}))
@@ -328,17 +403,48 @@ class Matcher:
     def _terms(self, w: int) -> range:
         return range(w * WORD_BITS, min((w + 1) * WORD_BITS, len(self.term_rule)))
 
-    def ctes(self, where: str) -> list[str]:
-        """CTEs the relation reads (put them in the statement's WITH): the distinct (key, value) pairs of the tags
-        the tests read, among the lines of `where`, computed once for all tag lookups."""
-        keys = sorted({k for s in self.subjects.values() if s.keys for k in s.keys})
-        if not keys:
-            return []
-        return [f"{TAG_VALUES} AS MATERIALIZED (SELECT DISTINCT k, v FROM (SELECT lower(e.key) AS k, e.value AS v "
-                f"FROM (SELECT unnest(map_entries(c.Tags)) AS e FROM {COST_TABLE} c WHERE {where})) "
-                f"WHERE list_contains([{', '.join(lit(k) for k in keys)}], k))"]
+    def _mask_words(self, s: _Subject) -> list[tuple[int, str, int]]:
+        """Per word that some term of `s` tests: (word, SQL mask of the value `v`, the mask of any other value)."""
+        out = []
+        for w in range(self.words()):
+            terms = self._terms(w)
+            if not any(t in s.tests for t in terms):
+                continue
+            always = sum(1 << (t % WORD_BITS) for t in terms if t not in s.tests)
+            cases = [f"CASE WHEN {' AND '.join(x.sql('v') for x in s.tests[t])} THEN {1 << (t % WORD_BITS)} ELSE 0 END"
+                     for t in terms if t in s.tests]
+            other = always + sum(1 << (t % WORD_BITS) for t in terms if t in s.tests
+                                 and all(x.other for x in s.tests[t]))
+            out.append((w, f"CAST({' + '.join([str(always), *cases])} AS BIGINT)", other))
+        return out
 
-    def relation(self, relation: str, where: str) -> str:
+    def ctes(self, where: str) -> list[str]:
+        """CTEs the relations read (put them in the statement's WITH), computed once however many relations join
+        them: each lookup (`__lk{j}`: the value v and its words m{w}) and, for lookups over tag values read from
+        the lines, the distinct (key, value) pairs of those tags among the lines of `where`."""
+        out = []
+        keys = sorted({k for s in self.subjects.values() if s.keys and not s.literal for k in s.keys})
+        if keys:
+            out.append(f"{TAG_VALUES} AS MATERIALIZED (SELECT DISTINCT k, v FROM (SELECT lower(e.key) AS k, "
+                       f"e.value AS v FROM (SELECT unnest(map_entries(c.Tags)) AS e FROM {COST_TABLE} c WHERE {where})) "
+                       f"WHERE list_contains([{', '.join(lit(k) for k in keys)}], k))")
+        for j, s in enumerate(self.subjects.values()):
+            if s.per_line:
+                continue
+            cols = [f"{sql} AS m{w}" for w, sql, _ in self._mask_words(s)]
+            if s.literal:
+                values = ", ".join(f"({lit(v)})" for v in [*s.literals(), None])
+                source = f"SELECT CAST(v AS VARCHAR) AS v FROM (VALUES {values}) t(v)"
+            else:
+                if s.keys is None:
+                    source = f"SELECT DISTINCT c.{ident(s.column)} AS v FROM {COST_TABLE} c WHERE {where}"
+                else:
+                    source = f"SELECT DISTINCT v FROM {TAG_VALUES} WHERE k IN ({', '.join(lit(k) for k in s.keys)})"
+                source = f"SELECT DISTINCT v FROM ({source} UNION ALL SELECT NULL)"
+            out.append(f"__lk{j} AS MATERIALIZED (SELECT v, {', '.join(cols)} FROM ({source}))")
+        return out
+
+    def relation(self, relation: str) -> str:
         """`relation` (lines with the tag columns, alias c) with the line's words `__word0..` added. Uses the CTEs
         of `ctes(where)`."""
         n = self.words()
@@ -350,24 +456,11 @@ class Matcher:
         for j, s in enumerate(self.subjects.values()):
             if s.per_line:
                 for t, tests in s.tests.items():
-                    gated[t // WORD_BITS].append((t, " AND ".join(x(f"c.{ident(s.column)}") for x in tests)))
+                    gated[t // WORD_BITS].append((t, " AND ".join(x.sql(f"c.{ident(s.column)}") for x in tests)))
                 continue
-            cols = []
-            for w in range(n):
-                terms = self._terms(w)
-                if not any(t in s.tests for t in terms):
-                    continue
-                always = sum(1 << (t % WORD_BITS) for t in terms if t not in s.tests)
-                cases = [f"CASE WHEN {' AND '.join(x('v') for x in s.tests[t])} THEN {1 << (t % WORD_BITS)} ELSE 0 END"
-                         for t in terms if t in s.tests]
-                cols.append(f"CAST({' + '.join([str(always), *cases])} AS BIGINT) AS m{w}")
-                per_word[w].append(f"__s{j}.m{w}")
-            if s.keys is None:
-                source = f"SELECT DISTINCT c.{ident(s.column)} AS v FROM {COST_TABLE} c WHERE {where}"
-            else:
-                source = (f"SELECT DISTINCT v FROM {TAG_VALUES} WHERE k IN ({', '.join(lit(k) for k in s.keys)})")
-            joins.append(f" LEFT JOIN (SELECT v, {', '.join(cols)} FROM (SELECT DISTINCT v FROM ({source} "
-                         f"UNION ALL SELECT NULL))) __s{j} ON __s{j}.v IS NOT DISTINCT FROM c.{ident(s.column)}")
+            for w, _, other in self._mask_words(s):
+                per_word[w].append(f"coalesce(__s{j}.m{w}, {other})" if s.literal else f"__s{j}.m{w}")
+            joins.append(f" LEFT JOIN __lk{j} __s{j} ON __s{j}.v IS NOT DISTINCT FROM c.{ident(s.column)}")
         words, finals = [], []
         for w in range(n):
             terms = self._terms(w)
@@ -484,7 +577,8 @@ def _share_units(share: Decimal) -> tuple[int, int]:
     return divmod(units, GIGA)
 
 
-def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compiled:
+def compile_allocation(doc: RuleDocument, version: int, periods: list,
+                       lookup_line_columns: frozenset[str] = frozenset()) -> Compiled:
     """The INSERT that writes the allocation of every line of `periods` (BillingPeriodStart values) under `doc`.
 
     Shape (one statement, one pass over the lines to allocate, plus a pass over the lines a proportional `where`
@@ -504,7 +598,7 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
     in_periods = f"c.BillingPeriodStart IN ({placeholders})"
 
     # 1. rule index per line (first match: the Matcher) and the tag-valued outcomes.
-    matcher = Matcher(doc, tags)
+    matcher = Matcher(doc, tags, lookup_line_columns)
     rule_idx = matcher.rule_sql()
     tag_outcomes = {}
     for d in dims:
@@ -519,7 +613,7 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
             "BilledCost, EffectiveCost, ListCost, ContractedCost")
 
     def matched(where: str, extra: str = "", keep: str = "true") -> str:
-        relation = matcher.relation(line_relation(doc, tags, where), where)
+        relation = matcher.relation(line_relation(doc, tags, where))
         inner = f"SELECT {base}{extra}, {rule_idx} AS rule_idx{tag_cols} FROM ({relation}) c WHERE {keep}"
         return f"SELECT *{tv_cols} FROM ({inner}) l"
 
@@ -623,17 +717,30 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list) -> Compil
     ctes.append("k AS (SELECT * EXCLUDE (__parts), __parts IS NOT NULL AS claimed, "
                 "__parts IS NOT NULL AND kind <> 'set' AS is_split, "
                 f"coalesce(__parts, [{unclaimed_struct}]) AS __parts FROM j)")
-    pieces = [f"CASE WHEN is_split THEN {e} END AS {name}" for m in METRICS for e, name in line_pieces(m, f"__{m}")]
-    ctes.append(f"k1 AS (SELECT *, {', '.join(pieces)} FROM k)")
+    # A metric equal to an earlier one on the line (BilledCost = EffectiveCost = ContractedCost on most lines of
+    # real bills) has the same parts: it takes that metric's part list instead of computing its own (`__own_m` is
+    # false; the first equal metric always has its own list).
+    def same(i: int) -> str:
+        return " OR ".join(f"{METRICS[i]} = {METRICS[j]}" for j in range(i))
+
+    owns = [f"is_split AND NOT coalesce({same(i)}, false) AS __own_{m}" for i, m in enumerate(METRICS) if i]
+    ctes.append(f"k0 AS (SELECT *, is_split AS __own_{METRICS[0]}, {', '.join(owns)} FROM k)")
+    pieces = [f"CASE WHEN __own_{m} THEN {e} END AS {name}" for m in METRICS for e, name in line_pieces(m, f"__{m}")]
+    ctes.append(f"k1 AS (SELECT *, {', '.join(pieces)} FROM k0)")
     # single-part lines carry no amount lists (NULL): unnest pads them with NULL and the part takes the line's amount
-    amounts = [f"CASE WHEN is_split THEN list_transform(__parts, lambda p: {times_share(m, f'__{m}', 'p')}) "
+    amounts = [f"CASE WHEN __own_{m} THEN list_transform(__parts, lambda p: {times_share(m, f'__{m}', 'p')}) "
                f"END AS __am_{m}" for m in METRICS]
     ctes.append(f"k2 AS (SELECT *, {', '.join(amounts)} FROM k1)")
-    rems = [f"CASE WHEN is_split THEN {m} - list_sum(__am_{m}) END AS __rem_{m}" for m in METRICS]
+    rems = [f"CASE WHEN __own_{m} THEN {m} - list_sum(__am_{m}) END AS __rem_{m}" for m in METRICS]
     ctes.append(f"k3 AS (SELECT *, {', '.join(rems)} FROM k2)")
-    finals = [f"CASE WHEN is_split THEN list_transform(__am_{m}, lambda v, n: CASE WHEN n = big THEN v + __rem_{m} "
-              f"ELSE v END) END AS __fin_{m}" for m in METRICS]
-    ctes.append(f"k4 AS (SELECT *, {', '.join(finals)} FROM k3)")
+    finals = [f"CASE WHEN __own_{m} THEN list_transform(__am_{m}, lambda v, n: CASE WHEN n = big THEN v + __rem_{m} "
+              f"ELSE v END) END AS __own_fin_{m}" for m in METRICS]
+    ctes.append(f"k3b AS (SELECT *, {', '.join(finals)} FROM k3)")
+    picks = [f"__own_fin_{METRICS[0]} AS __fin_{METRICS[0]}"]
+    for i, m in enumerate(METRICS[1:], start=1):
+        whens = " ".join(f"WHEN {m} = {METRICS[j]} THEN __own_fin_{METRICS[j]}" for j in range(i))
+        picks.append(f"CASE WHEN NOT is_split OR __own_{m} THEN __own_fin_{m} {whens} END AS __fin_{m}")
+    ctes.append(f"k4 AS (SELECT *, {', '.join(picks)} FROM k3b)")
     ctes.append("parts_rows AS (SELECT x_LineId, x_SourceId, BillingPeriodStart, ChargePeriodStart, BillingCurrency, "
                 "ProviderName, claimed, CASE WHEN claimed THEN rule_name END AS rule_name, "
                 "CASE WHEN claimed THEN NULL ELSE __no_reason END AS reason"

@@ -25,8 +25,8 @@ import duckdb
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.allocation.compile import ALLOCATION_TABLE, Tags, compile_allocation, leaf_columns, line_relation, lit, \
-    window_sql
+from app.allocation.compile import ALLOCATION_TABLE, Tags, choose_lookup_line_columns, compile_allocation, \
+    leaf_columns, line_relation, lit, lookup_line_columns_query, window_sql
 from app.allocation.rules import (
     EMPTY,
     BUILTIN_DIMENSIONS,
@@ -134,7 +134,7 @@ def apply(rt, document: str | dict, note: str | None = None, progress: Progress 
         if current is not None and current.checksum == digest:
             if affected or stale:  # e.g. an allocation an ingest could not finish: redo it under this version
                 report("re-allocating", 0.0)
-                _allocate(con, doc, current.id, affected + stale, bounds, new_version=False, progress=report)
+                _allocate(con, doc, current.id, affected + stale, bounds, new_version=False, progress=progress)
             return ApplyResult(current.id, False, affected, [p for p in bounds if p not in affected], len(doc.rules))
         new = AllocationRuleVersion(note=note, document=text, checksum=digest, active=False,
                                     rule_count=len(doc.rules), periods=[_day(p) for p in affected])
@@ -142,7 +142,7 @@ def apply(rt, document: str | dict, note: str | None = None, progress: Progress 
         session.flush()
         try:
             report(f"allocating {len(affected)} billing period(s)", 0.0)
-            _allocate(con, doc, new.id, affected + stale, bounds, new_version=True, progress=report)
+            _allocate(con, doc, new.id, affected + stale, bounds, new_version=True, progress=progress)
         except BaseException:
             session.rollback()
             raise
@@ -166,8 +166,8 @@ def allocate_periods(rt, con: duckdb.DuckDBPyConnection, periods: list[datetime]
 def _allocate(con, doc: RuleDocument, version: int, periods: list[datetime], bounds, *, new_version: bool,
               progress: Progress | None = None) -> None:
     now = datetime.now(timezone.utc)
-    compiled = compile_allocation(doc, version, periods) if periods else None
     in_periods = ", ".join("?" for _ in periods)
+    compiled = compile_allocation(doc, version, periods, _lookup_line_columns(con, doc, periods)) if periods else None
     con.execute("SET preserve_insertion_order = false")
     con.begin()
     try:
@@ -177,28 +177,49 @@ def _allocate(con, doc: RuleDocument, version: int, periods: list[datetime], bou
                 con.execute(compiled.sql, compiled.params)
             else:
                 _execute_with_progress(con, compiled.sql, compiled.params, lambda f: progress("allocating", f * 0.9))
+        # One pass over the parts: their sums per period and totals key (the version snapshot), from which both
+        # the check and allocation_totals are read.
+        totals = new_version or bool(periods and version)
+        if periods or totals:
+            where = "" if new_version else f" WHERE BillingPeriodStart IN ({in_periods})"
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {SUMS} AS SELECT BillingPeriodStart, ProviderName, BillingCurrency, "
+                "team, cost_center, service, count(*) FILTER (WHERE part = 1) AS first_parts, "
+                + ", ".join(f"sum({m}) AS {m}" for m in COST_METRICS)
+                + f" FROM {ALLOCATION_TABLE}{where} GROUP BY ALL", [] if new_version else periods)
+        if periods:
             _check(con, periods)
             con.execute(f"DELETE FROM allocation_periods WHERE BillingPeriodStart IN ({in_periods})", periods)
             rows = [(p, version, doc.fingerprint(*bounds[p]), now) for p in periods if p in bounds]
             if rows:
                 con.executemany("INSERT INTO allocation_periods VALUES (?, ?, ?, ?)", rows)
-        totals = ("SELECT ?, BillingPeriodStart, ProviderName, BillingCurrency, team, cost_center, service, "
-                  "sum(BilledCost), sum(EffectiveCost), sum(ListCost), sum(ContractedCost) "
-                  f"FROM {ALLOCATION_TABLE}")
-        if new_version:  # the snapshot of the whole allocation as this version leaves it
-            con.execute(f"INSERT INTO allocation_totals {totals} GROUP BY ALL", [version])
-        elif periods and version:
-            con.execute(f"DELETE FROM allocation_totals WHERE version = ? AND BillingPeriodStart IN ({in_periods})",
-                        [version, *periods])
-            con.execute(f"INSERT INTO allocation_totals {totals} WHERE BillingPeriodStart IN ({in_periods}) "
-                        "GROUP BY ALL", [version, *periods])
+        if totals:
+            if not new_version:
+                con.execute(f"DELETE FROM allocation_totals WHERE version = ? AND BillingPeriodStart IN ({in_periods})",
+                            [version, *periods])
+            con.execute(f"INSERT INTO allocation_totals SELECT ?, BillingPeriodStart, ProviderName, BillingCurrency, "
+                        f"team, cost_center, service, {', '.join(COST_METRICS)} FROM {SUMS}", [version])
         con.execute("UPDATE warehouse_state SET data_version = data_version + 1")
         con.commit()
     except BaseException:
         con.rollback()
         raise
     finally:
+        con.execute(f"DROP TABLE IF EXISTS {SUMS}")
         con.execute("RESET preserve_insertion_order")
+
+
+SUMS = "__allocation_sums"  # temporary: the parts' sums per period and totals key, while an allocation commits
+
+
+def _lookup_line_columns(con, doc: RuleDocument, periods: list[datetime]) -> frozenset[str]:
+    """The per-line columns (ResourceId, ...) whose values repeat enough among the lines of `periods` for the
+    matcher to test each distinct value once instead of each line (one approximate count per column)."""
+    query = lookup_line_columns_query(doc, f"c.BillingPeriodStart IN ({', '.join('?' for _ in periods)})")
+    if query is None:
+        return frozenset()
+    sql, cols = query
+    return choose_lookup_line_columns(con.execute(sql, periods).fetchone(), cols)
 
 
 class AllocationMismatch(RuntimeError):
@@ -206,14 +227,15 @@ class AllocationMismatch(RuntimeError):
 
 
 def _check(con, periods: list[datetime]) -> None:
-    """Per period: one first part per line, and the parts' sums equal the lines' sums for every metric."""
+    """Per period: one first part per line, and the parts' sums (read from the SUMS table the caller just built from
+    the parts) equal the lines' sums for every metric."""
     in_periods = ", ".join("?" for _ in periods)
     sums = ", ".join(f"sum({m})" for m in COST_METRICS)
     lines = dict((r[0], r[1:]) for r in con.execute(
         f"SELECT BillingPeriodStart, count(*), {sums} FROM {COST_TABLE} WHERE BillingPeriodStart IN ({in_periods}) "
         "GROUP BY 1", periods).fetchall())
     parts = dict((r[0], r[1:]) for r in con.execute(
-        f"SELECT BillingPeriodStart, count(*) FILTER (WHERE part = 1), {sums} FROM {ALLOCATION_TABLE} "
+        f"SELECT BillingPeriodStart, CAST(sum(first_parts) AS BIGINT), {sums} FROM {SUMS} "
         f"WHERE BillingPeriodStart IN ({in_periods}) GROUP BY 1", periods).fetchall())
     for p, expected in lines.items():
         if parts.get(p) != expected:
