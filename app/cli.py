@@ -25,7 +25,7 @@ app = typer.Typer(
 export_app = typer.Typer(help="Write warehouse data out in open formats.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
 
 
