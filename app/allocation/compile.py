@@ -21,11 +21,14 @@ driver, ties by value) takes the line minus the other parts, so the parts of eve
 for all four cost metrics. Proportional shares are driver / total rounded to 18 places by long division in
 128-bit integers (a few rows per period, currency and value).
 
-Speed (bench/allocation_bench.py, profiled with EXPLAIN ANALYZE): rule tests run once per distinct value of what
-they read (`Matcher`), except on per-line columns such as ResourceId, tested per line only where the rule is still
-a candidate; the line relation lower-cases tag keys once per line; a literal regex becomes a string test; a split
-line's parts are a list built and unnested within its row (no window, no materialized copy of the lines); lines
-with a single part involve no arithmetic and no amount lists at all.
+Speed (bench/allocation_bench.py, profiled with EXPLAIN ANALYZE): rule tests run once per value of what they read
+(`Matcher`): for values compared only with literals (equals, in, exists, missing) the lookup is built from the
+rules' literals without reading the lines; otherwise from the distinct values among the lines, once per statement.
+Per-line columns such as ResourceId get a lookup when the engine finds their values repeat
+(`choose_lookup_line_columns`), else they are tested per line only where the rule is still a candidate. The line
+relation lower-cases tag keys once per line; a literal regex becomes a string test; a split line's parts are a list
+built and unnested within its row (no window, no materialized copy of the lines); a metric equal to an earlier one
+on the line reuses its parts; lines with a single part involve no arithmetic and no amount lists at all.
 """
 from __future__ import annotations
 
