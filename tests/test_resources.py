@@ -210,11 +210,13 @@ def test_ingest_allocation_and_rollups_spill_under_a_small_memory_limit_and_stay
 
 
 @pytest.mark.slow
-def test_cur2_parts_are_read_by_one_scan_so_the_month_ingests_under_a_limit_per_part_scans_exceeded(tmp_path_factory):
+def test_cur2_parts_are_read_by_a_few_multi_file_scans_so_the_month_ingests_under_a_limit_per_part_scans_exceeded(
+        tmp_path_factory, monkeypatch):
     """A CUR 2.0 export's parts used to be read by one scan each (a UNION ALL): DuckDB held every part's read
     buffers at once, outside what it can spill (bench/RESULTS.md, issue 13: a 10M-line month in 7 parts ran out of
     800MB that way and fits read by one scan). Measured on this 2M-line month in 4 parts: the per-part plan ran out
-    of 200MB after 5-24 s; read by one multi-file scan it completes, exact to the files."""
+    of 200MB after 5-24 s. Now the parts are dealt round-robin to one multi-file scan per core (here 2, so the
+    INSERT's two pipelines use both threads): it completes, exact to the files, each line naming its part."""
     from app import sources
     from app.ingest import ingest
     from connectors.aws import cur
@@ -223,11 +225,18 @@ def test_cur2_parts_are_read_by_one_scan_so_the_month_ingests_under_a_limit_per_
 
     month = _generated_cur2_month(tmp_path_factory.mktemp("cur2-2m"), 2_000_000, 500_000)
     assert len(month.files) == 4
+    monkeypatch.setattr(cur, "SCANS", 2)
 
     con = duckdb.connect()
     plans = [cur.plan_file(open_file(con, LocalFile(str(f), f, f.stat().st_size, "-"))) for f in month.files]
     sql = cur.delivery_select(plans).select_sql
-    assert sql.count("read_parquet(") == 1 and "UNION ALL BY NAME (" not in sql.split("sp AS")[0]
+    assert sql.count("read_parquet([") == sql.count("read_parquet(") == 2
+    assert "UNION ALL BY NAME (" not in sql.split("sp AS")[0]
+    # Round-robin: the first scan reads parts 1 and 3, the second parts 2 and 4.
+    names = [f.name for f in month.files]
+    first, second = sql.split("read_parquet([")[1:3]
+    assert first.index(names[0]) < first.index(names[2]) and names[1] not in first.split("]")[0]
+    assert second.index(names[1]) < second.index(names[3]) and names[0] not in second.split("]")[0]
 
     tmp = tmp_path_factory.mktemp("cur2-2m-run")
     rt = Runtime(Settings(data_dir=tmp / "data", warehouse_memory_limit=LIMIT, warehouse_threads=2,
@@ -241,7 +250,7 @@ def test_cur2_parts_are_read_by_one_scan_so_the_month_ingests_under_a_limit_per_
         rows, billed, effective, files = con.execute(
             "SELECT count(*), sum(BilledCost), sum(EffectiveCost), count(DISTINCT x_SourceFile) "
             "FROM cost_and_usage").fetchone()
-        # Each line names the part it came from (the one scan's file index mapped back to the part).
+        # Each line names the part it came from (its scan's file index mapped back to the part).
         landed_tax = dict(con.execute(
             "SELECT regexp_extract(x_SourceFile, '[^/]+$'), count(*) FROM cost_and_usage "
             "WHERE ChargeCategory = 'Tax' GROUP BY 1").fetchall())

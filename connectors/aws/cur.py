@@ -47,6 +47,7 @@ ConsumedUnit is the pricing unit.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -318,26 +319,36 @@ COMMITMENT_UNIT = """CASE WHEN commitment IS NULL OR category NOT IN ('Usage', '
 
 
 SP_TYPES = "('SavingsPlanCoveredUsage', 'SavingsPlanNegation')"
+# Multi-file scans of a delivery's same-shaped Parquet parts: one per core this process may use (_lines_sql).
+SCANS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def _lines_sql(plans: list[CurPlan]) -> str:
     """The delivery's normalized lines with line_no, a number unique to each line (file index, then the line's row
-    in its file). Parquet parts with the same columns (a CUR 2.0 export's parts) are read by one multi-file
-    read_parquet: a UNION ALL of one scan per part keeps every part's read buffers at once, outside what DuckDB can
-    spill (bench/RESULTS.md, issue 13)."""
+    in its file). Parquet parts with the same columns (a CUR 2.0 export's parts) are read by a few multi-file
+    read_parquets, one per core, each taking every k-th part: a UNION ALL of one scan per part keeps every part's
+    read buffers at once, outside what DuckDB can spill, and a single scan runs the whole INSERT on one thread,
+    because the warehouse's INSERT numbers the lines with nextval(), which DuckDB does not run in parallel within
+    one pipeline; each branch of a UNION ALL is its own pipeline (bench/RESULTS.md, issue 13)."""
     first = plans[0]
     one = (all(p.opened.kind == "parquet" and p.opened.columns == first.opened.columns for p in plans)
            and len({normalized_sql(p).replace(p.opened.relation, "").replace(quote_str(p.opened.uri), "")
                     for p in plans}) == 1)
     if len(plans) > 1 and one:
-        paths = ", ".join(quote_str(re.fullmatch(r"read_parquet\('((?:[^']|'')*)', .*", p.opened.relation, re.S)
-                                    .group(1).replace("''", "'")) for p in plans)
-        relation = f"read_parquet([{paths}], file_row_number = true, hive_partitioning = false)"
-        uris = "[" + ", ".join(quote_str(p.opened.uri) for p in plans) + "]"
-        sql = normalized_sql(first, ", CAST(file_index AS BIGINT) * 1000000000000 + file_row_number + 1 AS line_no")
-        source = f"{uris}[CAST(file_index AS BIGINT) + 1] AS x_SourceFile"
-        return (sql.replace(first.opened.relation, relation)
-                .replace(f"{quote_str(first.opened.uri)} AS x_SourceFile", source))
+        k = min(len(plans), SCANS)
+        scans = []
+        for j in range(k):
+            group = plans[j::k]  # the m-th file of scan j is part j + k*m: line_no stays the part's index
+            paths = ", ".join(quote_str(re.fullmatch(r"read_parquet\('((?:[^']|'')*)', .*", p.opened.relation, re.S)
+                                        .group(1).replace("''", "'")) for p in group)
+            relation = f"read_parquet([{paths}], file_row_number = true, hive_partitioning = false)"
+            uris = "[" + ", ".join(quote_str(p.opened.uri) for p in group) + "]"
+            sql = normalized_sql(first, f", ({j} + {k} * CAST(file_index AS BIGINT)) * 1000000000000 "
+                                        "+ file_row_number + 1 AS line_no")
+            source = f"{uris}[CAST(file_index AS BIGINT) + 1] AS x_SourceFile"
+            scans.append(sql.replace(first.opened.relation, relation)
+                         .replace(f"{quote_str(first.opened.uri)} AS x_SourceFile", source))
+        return " UNION ALL ".join(f"({sql})" for sql in scans)
     return " UNION ALL BY NAME ".join(
         f"({normalized_sql(p, f', {i} * 1000000000000 + CAST({p.opened.row_number} AS BIGINT) AS line_no')})"
         for i, p in enumerate(plans))
