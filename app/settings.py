@@ -28,8 +28,8 @@ class Settings(BaseSettings):
         description="DuckDB memory_limit for warehouse work (e.g. 1GB, 4GB, or 'none' for DuckDB's own default of "
         "80% of RAM); DuckDB spills to the temp directory beyond it. Default: a quarter of the machine's memory "
         "(physical RAM or the cgroup limit, whichever is lower), at least 512MB and at most 2GB, leaving room for "
-        "the API and other work. AWS CUR 2.0 months of 20M and 30M lines ingest within the 2GB default (peak RSS "
-        "2.3 GB); larger months are not measured yet (bench/RESULTS.md, 'Scale').",
+        "the API and other work. A 100M-line AWS CUR 2.0 month ingests, allocates and rolls up within the 2GB default "
+        "(peak RSS 2.4 GB; bench/RESULTS.md, 'Scale').",
     )
     warehouse_threads: int | None = Field(
         default_factory=lambda: default_threads(), ge=1,
