@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from app.warehouse import sql_str
+from app.allocation.compile import lit
 
 RATES_FILE = Path(__file__).with_name("rates.yaml")
 
@@ -44,21 +44,21 @@ def load_kinds(path: str | Path | None = None) -> list[dict]:
 
 def _eligible(kind: dict) -> str:
     """SQL: whether a line is of the kind's provider and holds one of the listed values in each eligible column."""
-    tests = [f'"ProviderName" = {sql_str(kind["provider"])}']
-    tests += [f'"{column}" IN ({", ".join(sql_str(v) for v in values)})' for column, values in kind["eligible"].items()]
+    tests = [f'"ProviderName" = {lit(kind["provider"])}']
+    tests += [f'"{column}" IN ({", ".join(lit(v) for v in values)})' for column, values in kind["eligible"].items()]
     return " AND ".join(tests)
 
 
 def kind_case(kinds: list[dict]) -> str:
     """SQL: the commitment kind a line is eligible for (the first matching), or NULL. Spot never is."""
-    whens = [f"WHEN {_eligible(k)} THEN {sql_str(k['name'])}" for k in kinds]
+    whens = [f"WHEN {_eligible(k)} THEN {lit(k['name'])}" for k in kinds]
     return (f"CASE WHEN \"ChargeCategory\" <> 'Usage' OR coalesce(\"PricingCategory\", '') = 'Dynamic' THEN NULL "
             f"{' '.join(whens)} END")
 
 
 def kind_list(kinds: list[dict]) -> str:
     """SQL: every commitment kind a line is eligible for, as a list (kinds that compete cover the same lines)."""
-    items = [f"CASE WHEN {_eligible(k)} THEN {sql_str(k['name'])} END" for k in kinds]
+    items = [f"CASE WHEN {_eligible(k)} THEN {lit(k['name'])} END" for k in kinds]
     return (f"CASE WHEN \"ChargeCategory\" <> 'Usage' OR coalesce(\"PricingCategory\", '') = 'Dynamic' "
             f"THEN []::VARCHAR[] ELSE list_filter([{', '.join(items)}], lambda k: k IS NOT NULL) END")
 
@@ -67,7 +67,7 @@ def kind_list(kinds: list[dict]) -> str:
 AWS_TYPE = r"\b((?:db\.)?[a-z][0-9][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large))\b"
 INSTANCE_TYPE = ("coalesce(CASE WHEN json_valid(\"SkuPriceDetails\") THEN "
                  "json_extract_string(\"SkuPriceDetails\", '$.InstanceType') END, "
-                 f"nullif(regexp_extract(\"ChargeDescription\", {sql_str(AWS_TYPE)}, 1), ''))")
+                 f"nullif(regexp_extract(\"ChargeDescription\", {lit(AWS_TYPE)}, 1), ''))")
 SIZE_FACTORS = {"nano": Decimal("0.25"), "micro": Decimal("0.5"), "small": Decimal(1), "medium": Decimal(2),
                 "large": Decimal(4), "xlarge": Decimal(8)}
 

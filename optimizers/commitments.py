@@ -87,8 +87,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import duckdb
 import numpy as np
 
-from app.allocation.compile import from_units, to_units
-from app.warehouse import COST_TABLE, sql_str
+from app.allocation.compile import from_units, lit, to_units
+from app.warehouse import COST_TABLE
 from optimizers import HOURS_PER_MONTH, Recommendation, jsonable, money, window_floor
 from optimizers.commitment_kinds import (INSTANCE_TYPE, ObservedDiscounts, instance_family, kind_case, kind_list,
                                          load_kinds, normalization_factor, option_discounts, term_years)
@@ -355,7 +355,7 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
         f"SELECT \"ProviderName\", min(\"ChargePeriodStart\"), max(\"ChargePeriodEnd\") FROM {COST_TABLE} "
         "WHERE \"ChargeCategory\" = 'Usage' GROUP BY 1").fetchall()}
     rows = con.execute(f"""
-        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({sql_str(p)}, CAST({sql_str(hi.isoformat())} AS TIMESTAMPTZ))'
+        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({lit(p)}, CAST({lit(hi.isoformat())} AS TIMESTAMPTZ))'
                                                        for p, (lo, hi) in bounds.items()) or "(NULL, NULL)"})
                    b(provider, hi))
         SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "RegionId", "ChargePeriodStart",
@@ -368,7 +368,7 @@ def _series(con, kinds: list[dict], days: int) -> tuple[dict, dict, dict]:
         GROUP BY ALL
     """).fetchall()
     observed = con.execute(f"""
-        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({sql_str(p)}, CAST({sql_str(hi.isoformat())} AS TIMESTAMPTZ))'
+        WITH b AS (SELECT * FROM (VALUES {', '.join(f'({lit(p)}, CAST({lit(hi.isoformat())} AS TIMESTAMPTZ))'
                                                        for p, (lo, hi) in bounds.items()) or "(NULL, NULL)"})
                    b(provider, hi))
         SELECT kind, "ProviderName", "BillingAccountId", "BillingCurrency", "CommitmentDiscountType",

@@ -8,7 +8,7 @@ from importlib import resources
 
 import yaml
 
-from app.warehouse import sql_str
+from app.allocation.compile import lit
 
 ENV = "CLOUDTALLY_TBM_MAPPING"
 
@@ -41,6 +41,6 @@ def mapping(path: str | None = None) -> dict:
 def tower_sql(alias: str = "c", doc: dict | None = None) -> str:
     """A SQL expression giving the tower of a line of `alias` (a cost_and_usage row)."""
     doc = doc or mapping()
-    parts = [f'WHEN {alias}."ServiceSubcategory" = {sql_str(k)} THEN {sql_str(v)}' for k, v in doc["subcategories"].items()]
-    parts += [f'WHEN {alias}."ServiceCategory" = {sql_str(k)} THEN {sql_str(v)}' for k, v in doc["towers"].items()]
-    return f"CASE {' '.join(parts)} ELSE {sql_str(doc['default_tower'])} END"
+    parts = [f'WHEN {alias}."ServiceSubcategory" = {lit(k)} THEN {lit(v)}' for k, v in doc["subcategories"].items()]
+    parts += [f'WHEN {alias}."ServiceCategory" = {lit(k)} THEN {lit(v)}' for k, v in doc["towers"].items()]
+    return f"CASE {' '.join(parts)} ELSE {lit(doc['default_tower'])} END"

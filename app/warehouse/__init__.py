@@ -94,11 +94,6 @@ class StagedFile:
     provides_source_file: bool = False
 
 
-def sql_str(value) -> str:
-    """A SQL string literal of str(value), quotes doubled."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every versioned warehouse DDL file, in order."""
     folder = resources.files("migrations") / "warehouse"
@@ -253,8 +248,7 @@ class Warehouse:
             pinned = self._local.epoch is not None
             try:
                 if not pinned:  # a connection to the pinned instance is configured already
-                    r = self.resources
-                    configure(con, self.memory_limit, r.threads, r.temp_directory, r.max_temp_size)
+                    self._configure(con)
                 yield con
             finally:
                 con.close()
@@ -262,6 +256,10 @@ class Warehouse:
                     with self._pin_lock:
                         self._reading -= 1
                         self._last_read = time.monotonic()
+
+    def _configure(self, con: duckdb.DuckDBPyConnection, instance_wide: bool = False) -> None:
+        r = self.resources
+        configure(con, self.memory_limit, r.threads, r.temp_directory, r.max_temp_size, instance_wide=instance_wide)
 
     def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
         delay = 0.05
@@ -279,9 +277,7 @@ class Warehouse:
                     with self._pin_lock:  # the pin cannot go while we connect: this is its instance
                         if self._pin is None:
                             pin = duckdb.connect(str(self.path), read_only=True)
-                            r = self.resources
-                            configure(pin, self.memory_limit, r.threads, r.temp_directory, r.max_temp_size,
-                                      instance_wide=True)
+                            self._configure(pin, instance_wide=True)
                             self._pin = pin
                         con = duckdb.connect(str(self.path), read_only=True)
                         self._local.epoch = self._epoch
