@@ -3,7 +3,10 @@
 A query names a window of charge periods [start, end), a granularity (day or month), dimensions to group by
 (FOCUS columns or `tag:<key>`), filters (same keys; several values of one key are OR-ed, different keys AND-ed)
 and one cost metric. Results are exact decimals, one row per period, group and currency; totals are per currency,
-because two currencies are never added.
+because two currencies are never added. With `currency` the query reports in that one currency instead: each row is
+converted with finance's rate for its month (app.currency; a missing rate is an error), rounded half-up to 18
+decimal places, rows that differ only by their billing currency are merged, and the totals are the converted rows'
+sums.
 
 Every query runs under a scope (app.access): None sees all costs; a team name reads the allocation parts of that
 team only, whatever the query groups or filters on (so they can only narrow it), and a filter naming another team
@@ -22,6 +25,7 @@ import duckdb
 
 from app import MONEY_PRECISION
 from app.access import Scope, ScopeForbidden
+from app.currency import RateTable, parse_currency, rate_str
 from app.allocation.compile import ALLOCATION_TABLE
 from app.allocation.rules import BUILTIN_DIMENSIONS
 from app.focus import COST_METRICS, DIMENSIONS, canonical_dimension
@@ -54,6 +58,7 @@ class CostQuery:
     filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     metric: str = DEFAULT_METRIC
     limit: int = 100_000
+    currency: str | None = None  # report in this currency (converted with app.currency rates); None: per currency
 
     def echo(self) -> dict:
         return {
@@ -64,6 +69,7 @@ class CostQuery:
             "filter": {k: list(v) for k, v in self.filters.items()},
             "metric": self.metric,
             "limit": self.limit,
+            "currency": self.currency,
         }
 
 
@@ -73,6 +79,8 @@ class CostResult:
     rows: list[dict]
     totals: list[dict]
     truncated: bool = False
+    # with a `currency`: {"currency", "rates": [{"currency", "month", "rate", "source"}]}, the rates used
+    conversion: dict | None = None
 
     def to_json(self) -> dict:
         out = {
@@ -82,6 +90,8 @@ class CostResult:
         }
         if self.truncated:
             out["truncated"] = True
+        if self.conversion is not None:
+            out["conversion"] = self.conversion
         return out
 
     def to_csv(self) -> str:
@@ -155,6 +165,7 @@ def parse_query(
     limit: int | None = None,
     allocation_dimensions: tuple[str, ...] = BUILTIN_DIMENSIONS,
     limits: bool = False,
+    currency: str | None = None,
 ) -> CostQuery:
     """limits: enforce the API's MAX_DAYS, MAX_GROUP_BY and MAX_FILTER_VALUES (the CLI, a local tool, does not)."""
     granularity = (granularity or "month").lower()
@@ -190,9 +201,13 @@ def parse_query(
         check_range(start_d, end_d, granularity)
     if limit is not None and not (1 <= limit <= MAX_ROWS):
         raise QueryError("limit", f"must be between 1 and {MAX_ROWS}")
+    try:
+        target = parse_currency(currency)
+    except ValueError as exc:
+        raise QueryError("currency", str(exc)) from None
     return CostQuery(
         start_d, end_d, granularity, tuple(groups), {k: tuple(v) for k, v in parsed_filters.items()},
-        canonical_metric, limit or 100_000,
+        canonical_metric, limit or 100_000, target,
     )
 
 
@@ -278,7 +293,7 @@ def resolve_window(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostQuery:
         start = _add_months(end.replace(day=1), -1) if end.day == 1 else end.replace(day=1)
     else:
         end = _add_months(start.replace(day=1), 1)
-    return CostQuery(start, end, q.granularity, q.group_by, q.filters, q.metric, q.limit)
+    return CostQuery(start, end, q.granularity, q.group_by, q.filters, q.metric, q.limit, q.currency)
 
 
 def _where(q: CostQuery, params: list, scope: Scope = None) -> str:
@@ -300,9 +315,11 @@ def _where(q: CostQuery, params: list, scope: Scope = None) -> str:
 
 
 def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None,
-              rollups: bool | None = None) -> CostResult:
+              rollups: bool | None = None, rates: RateTable | None = None) -> CostResult:
     """rollups: None = read the daily rollups when they cover the query and are current, else the lines; True or
-    False force one path (tests compare them)."""
+    False force one path (tests compare them). rates: the rates into `q.currency` (required when it is set)."""
+    if q.currency and (rates is None or rates.target != q.currency):
+        raise ValueError(f"a query in {q.currency} needs the rates into {q.currency}")
     check_scope(q, scope)
     q = resolve_window(con, q)  # a defaulted window is one month at most: within every limit
     if rollups is None:
@@ -350,4 +367,62 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None,
                 by_currency[currency] = by_currency.get(currency, Decimal(0)) + (cost if cost is not None else 0)
         sums = sorted(by_currency.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
     totals = [{"currency": cur, "cost": cost if cost is not None else Decimal(0)} for cur, cost in sums]
-    return CostResult(q, rows, totals, truncated)
+    if not q.currency:
+        return CostResult(q, rows, totals, truncated)
+    month_sums = None
+    if truncated:  # whole-query totals need the sums per month and currency, each converted with its month's rate
+        m_params: list = []
+        m_where = _where(q, m_params, scope)
+        month = "CAST(date_trunc('month', day) AS DATE)" if rollups else \
+            "CAST(date_trunc('month', ChargePeriodStart) AS DATE)"
+        month_sums = con.execute(f"SELECT {month}, BillingCurrency, sum({metric}) FROM {src} WHERE {m_where} "
+                                 "GROUP BY 1, 2", m_params).fetchall()
+    return convert(CostResult(q, rows, totals, truncated), rates, month_sums)
+
+
+def convert(result: CostResult, rates: RateTable, month_sums: list[tuple] | None = None) -> CostResult:
+    """`result` in `rates.target`: each row's cost x the rate of its month and billing currency, rounded half-up to
+    18 decimal places; rows equal but for their currency merged (and re-ordered by period, cost descending, groups);
+    totals the sum of the converted rows, or, for a truncated result, of `month_sums` ((month, currency, sum) of
+    the whole query) converted the same way. Raises QueryError("currency") naming every missing rate."""
+    target = rates.target
+    used: dict[tuple[str, str], tuple[Decimal, str | None]] = {}
+    missing: dict[str, set[str]] = {}
+
+    def into(cost: Decimal | None, currency: str | None, month: str) -> Decimal:
+        cost = cost if cost is not None else Decimal(0)
+        if currency == target:
+            return cost
+        found = rates.rates.get((currency, month))
+        if found is None:
+            missing.setdefault(currency or "(none)", set()).add(month)
+            return Decimal(0)
+        used[(currency, month)] = found
+        return (cost * found[0]).quantize(_PLACES, rounding=ROUND_HALF_UP)
+
+    keys = ("period", *result.query.group_by)
+    merged: dict[tuple, Decimal] = {}
+    with localcontext(prec=MONEY_PRECISION):
+        for row in result.rows:
+            key = tuple(row[k] for k in keys)
+            merged[key] = merged.get(key, Decimal(0)) + into(row["cost"], row["currency"], row["period"][:7])
+        if month_sums is not None:
+            total = sum((into(cost, cur, m.isoformat()[:7]) for m, cur, cost in month_sums), Decimal(0))
+        else:
+            total = sum(merged.values(), Decimal(0))
+    if missing:
+        detail = "; ".join(f"{cur} for {', '.join(sorted(months))}" for cur, months in sorted(missing.items()))
+        raise QueryError("currency", f"no exchange rate into {target}: {detail}. Add them with `cloudtally fx set` "
+                                     "or `cloudtally fx import`, or PUT /v1/fx-rates")
+    ordered = sorted(merged.items(), key=lambda kv: (kv[0][0], -kv[1], tuple(
+        (g is None, "" if g is None else str(g)) for g in kv[0][1:])))
+    rows = [{**dict(zip(keys, key)), "cost": cost, "currency": target} for key, cost in ordered]
+    has_rows = bool(result.rows) or bool(month_sums)
+    totals = [{"currency": target, "cost": total}] if has_rows else []
+    conversion = {"currency": target, "rates": [
+        {"currency": cur, "month": month, "rate": rate_str(rate), "source": source}
+        for (cur, month), (rate, source) in sorted(used.items())]}
+    return CostResult(result.query, rows, totals, result.truncated, conversion)
+
+
+_PLACES = Decimal(1).scaleb(-18)

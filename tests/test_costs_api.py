@@ -170,7 +170,7 @@ def test_openapi_documents_every_parameter(client):
                 assert p.get("description"), (path, method, p["name"])
     costs = spec["paths"]["/v1/costs"]["get"]
     assert {p["name"] for p in costs["parameters"]} == {
-        "start", "end", "granularity", "group_by", "filter", "metric", "limit", "format"}
+        "start", "end", "granularity", "group_by", "filter", "metric", "limit", "format", "currency"}
     assert "application/problem+json" in costs["responses"]["400"]["content"]
 
 

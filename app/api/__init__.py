@@ -11,12 +11,14 @@ from app.api.auth import principal
 from app.api.routers import allocation, costs, deliveries, finance, health, keys, me, quality, runs, sources
 from app.api.routers import recommendations
 from app.api.routers import budgets, forecasts
+from app.api.routers import fx
 from app.runtime import Runtime
 
 DESCRIPTION = """
 CloudTally serves cloud costs normalized to [FOCUS](https://focus.finops.org) 1.2, exact to the last decimal.
 
 * Money is always a **decimal string** (never a float), in the billing currency of its row; totals are per currency.
+  A cost query with `currency` reports in that one currency, converted with finance's monthly rates (/v1/fx-rates).
 * Time windows are `[start, end)` on `ChargePeriodStart`, in UTC.
 * Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json` documents that name
   the offending parameter.
@@ -57,7 +59,7 @@ def create_app(runtime: Runtime | None = None, scheduler: bool = False) -> FastA
                    finance.router, keys.router, me.router):
         app.include_router(router, prefix="/v1", dependencies=authenticated)
     app.include_router(recommendations.router, prefix="/v1", dependencies=authenticated)
-    for router in (budgets.router, forecasts.router):  # ITFM (app/itfm)
+    for router in (budgets.router, forecasts.router, fx.router):  # ITFM (app/itfm) and finance's exchange rates
         app.include_router(router, prefix="/v1", dependencies=authenticated)
     from app.api.routers import alerts  # alerts to Slack, Teams, webhooks (app/alerts)
 

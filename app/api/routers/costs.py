@@ -15,6 +15,7 @@ from app.api.deps import get_runtime
 from app.runtime import Runtime
 from app.api.problems import PROBLEM_RESPONSES
 from app.costs import DEFAULT_METRIC, MAX_ROWS, parse_query, run_query
+from app.currency import RateTable
 
 router = APIRouter(tags=["costs"])
 
@@ -22,6 +23,19 @@ router = APIRouter(tags=["costs"])
 class CurrencyTotal(BaseModel):
     currency: str = Field(description="ISO 4217 billing currency.")
     cost: str = Field(description="Exact decimal string.", examples=["1234.56"])
+
+
+class RateUsed(BaseModel):
+    currency: str = Field(description="Billing currency converted from.")
+    month: str = Field(description="YYYY-MM: the rows of this month were converted with this rate.")
+    rate: str = Field(description="One unit of `currency` in the reporting currency (exact decimal).")
+    source: str | None = Field(None, description="Where finance took the rate from.")
+
+
+class Conversion(BaseModel):
+    currency: str = Field(description="The reporting currency every row and total is in.")
+    rates: list[RateUsed] = Field(description="Each rate the result used (rows already in the reporting currency "
+                                  "need none).")
 
 
 class CostsResponse(BaseModel):
@@ -32,6 +46,7 @@ class CostsResponse(BaseModel):
     )
     totals: list[CurrencyTotal] = Field(description="Sum of the metric per currency over the whole query.")
     truncated: bool | None = Field(None, description="Present and true when `limit` cut the rows; totals are whole.")
+    conversion: Conversion | None = Field(None, description="Present when the query asked for a `currency`.")
 
 
 @router.get(
@@ -70,26 +85,39 @@ def get_costs(
         "ListCost (public price) or ContractedCost (negotiated price)."
     ),
     limit: int = Query(100_000, ge=1, le=MAX_ROWS, description="Maximum number of rows returned."),
+    currency: str | None = Query(
+        None, description="Report in this ISO 4217 currency instead of per billing currency: each row is converted "
+        "with the rate for its month (PUT /v1/fx-rates), rounded half-up to 18 decimal places, rows that differ only "
+        "by currency are merged and the totals are one sum. A missing rate is a 400 naming the currency and months.",
+        pattern=r"^[A-Za-z]{3}$", examples=["EUR"],
+    ),
     format: Literal["json", "csv"] = Query("json", description="Response format: JSON document or CSV table."),
 ) -> Response:
     """Sum a FOCUS cost metric over `[start, end)` by period and the requested dimensions.
 
-    Every amount is an exact decimal string in its row's billing currency; two currencies are never added.
+    Every amount is an exact decimal string in its row's billing currency; two currencies are never added, unless
+    `currency` asks for one reporting currency (then `conversion` lists every rate used).
     A `team:<name>` key reads only the parts allocated to its team: grouping and filters narrow that, a `team`
     filter naming another team is a 403. Limits: 2 years with granularity=day, 10 years with month,
     4 group_by dimensions, 100 filter values (400 beyond)."""
     q = parse_query(start, end, granularity, group_by, filter, metric, limit, active_document(rt)[1].dimensions,
-                    limits=True)
+                    limits=True, currency=currency)
+    rates = None
+    if q.currency:
+        with rt.sessions() as session:
+            rates = RateTable.load(session, q.currency)
 
     def answer(con: duckdb.DuckDBPyConnection) -> bytes:
-        result = run_query(con, q, team_scope)
+        result = run_query(con, q, team_scope, rates=rates)
         if format == "csv":
             return result.to_csv().encode()
         return json.dumps(result.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
 
     # Repeated queries are answered from the read cache while the warehouse is unchanged (app.warehouse); the key
-    # holds the parsed query and the caller's team scope, and the key itself was checked for this request.
-    body = rt.warehouse.read_through(("costs", format, team_scope, json.dumps(q.echo(), sort_keys=True)), answer)
+    # holds the parsed query, the caller's team scope and the rates used (a changed rate is a new key), and the key
+    # itself was checked for this request.
+    body = rt.warehouse.read_through(("costs", format, team_scope, json.dumps(q.echo(), sort_keys=True),
+                                      rates.fingerprint() if rates else None), answer)
     if format == "csv":
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="costs.csv"'})
