@@ -68,7 +68,9 @@ def test_demo_serves_the_api(tmp_path):
                             env={"CLOUDTALLY_DATA_DIR": str(tmp_path / "d"), "PATH": "/usr/bin:/bin"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
+        # A liveness bound, not a speed target (bench/ measures speed): the whole demo runs first, and a loaded CI
+        # machine has taken more than 120 s for it.
+        deadline = time.monotonic() + 300
         while True:
             try:
                 with urllib.request.urlopen(
