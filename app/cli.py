@@ -1,4 +1,6 @@
-"""The `cloudtally` command line (typer + rich). Exit codes: 0 success, 1 the operation failed, 2 usage error."""
+"""The `cloudtally` command line (typer + rich). Exit codes: 0 success, 1 the operation failed, 2 usage error.
+
+The core commands are here; command groups live beside their feature and are registered at the end."""
 from __future__ import annotations
 
 import json
@@ -9,11 +11,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app import __version__
+from app.cli_common import cents_or_blank, err, fail, out, runtime
+from app.cli_common import parse_options as _parse_options
+from app.cli_common import progress as _progress
+from app.export_cli import export_app
+from app.keys_cli import keys_app
+from app.sources_cli import sources_app
 
 app = typer.Typer(
     help="CloudTally: cloud billing exports normalized to FOCUS, exact to the cent.\n\n"
@@ -22,32 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-export_app = typer.Typer(help="Write warehouse data out in open formats.", no_args_is_help=True)
-app.add_typer(export_app, name="export")
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
-
-
-def cents_or_blank(amount: str | None) -> str:
-    from decimal import Decimal
-
-    from app.costs import cents_str
-
-    return "" if amount is None else cents_str(Decimal(amount))
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def runtime():
-    from app.runtime import Runtime
-
-    rt = Runtime.from_env()
-    rt.init()
-    return rt
 
 
 @app.callback()
@@ -68,16 +48,6 @@ def init() -> None:
     rt = runtime()
     out.print(f"warehouse: {rt.settings.resolved_warehouse_path}")
     out.print(f"control database: {rt.engine.url.render_as_string(hide_password=True)}")
-
-
-def _parse_options(items: list[str]) -> dict[str, str]:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            fail(f"--option {item!r} is not KEY=VALUE", 2)
-        options[key] = value
-    return options
 
 
 @app.command()
@@ -139,200 +109,6 @@ def ingest(
         print(json.dumps(views, indent=2))
         return
     print_deliveries(views)
-
-
-sources_app = typer.Typer(help="Configure where billing data comes from.", no_args_is_help=True)
-app.add_typer(sources_app, name="sources")
-
-
-@sources_app.command("add")
-def sources_add(
-    name: str = typer.Argument(..., help="Source name (letters, digits, - and _)."),
-    provider: str = typer.Option(..., "--provider", help="aws, azure, gcp or focus."),
-    fmt: str = typer.Option(..., "--format", help="aws: cur (legacy CUR), cur2 (Data Exports CUR 2.0), focus "
-                            "(AWS FOCUS export); azure: actual, amortized, actual+amortized (Cost Management cost "
-                            "details exports), focus (FocusCost export); gcp: bigquery (the BigQuery billing export table), "
-                            "export (its rows saved as Parquet/JSON lines/CSV files); focus: focus."),
-    location: str = typer.Option(..., "--location", help="s3://bucket/prefix/<report-or-export-name>, "
-                                 "azure://account/container/<root>/<export-name>, bq://project.dataset.table, or "
-                                 "that tree (those files) in a local folder."),
-    option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE. AWS: endpoint_url, region. Azure: "
-                                     "endpoint_url, connection_string_env, amortized_location; for --manage-export "
-                                     "scope, storage_account_id, export_format, focus_version, management_url. "
-                                     "GCP: billing_project, lookback_days, list_prices=catalog (docs/gcp.md). "
-                                     "Never secrets."),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="Cron expression (UTC) for scheduled ingests "
-                                           "by `cloudtally serve`: minute hour day month day-of-week (0/7 = Sunday), "
-                                           "or 6 fields with leading seconds."),
-    manage_export: bool = typer.Option(False, "--manage-export", help="Azure: create the Cost Management export "
-                                       "that writes to --location (or update it to CloudTally's settings: daily, "
-                                       "month to date, partitioned); needs Cost Management Contributor."),
-    run_export: bool = typer.Option(False, "--run-export", help="Azure, with --manage-export: start a run now "
-                                    "instead of waiting for the schedule."),
-) -> None:
-    """Add a source. Credentials come from the environment or the cloud SDK's chain, never from CloudTally."""
-    from app import sources as sources_mod
-    from connectors.base import IngestError
-
-    options = _parse_options(option)
-    rt = runtime()
-    try:
-        sources_mod.validate(name, provider, fmt, location, options, schedule)
-        if sources_mod.get(rt, name) is not None:
-            raise sources_mod.SourceError(f"a source named {name!r} exists already")
-    except sources_mod.SourceError as exc:
-        fail(str(exc), 2)
-    if (manage_export or run_export) and provider != "azure":
-        fail("--manage-export and --run-export are for Azure sources", 2)
-    if run_export and not manage_export:
-        fail("--run-export needs --manage-export", 2)
-    if manage_export:
-        from app import azure_exports
-
-        try:
-            results = azure_exports.ensure(fmt, location, options, run=run_export)
-        except (IngestError, ValueError) as exc:
-            fail(str(exc))
-        for r in results:
-            ran = "; a run was started" if r["ran"] else ""
-            out.print(f"export {r['export']} at {r['scope']}: {r['action']}"
-                      f"{' (' + ', '.join(sorted(r['changes'])) + ')' if r['action'] == 'updated' else ''}{ran}",
-                      soft_wrap=True)
-    try:
-        sources_mod.add(rt, name, provider, fmt, location, options, schedule)
-    except sources_mod.SourceError as exc:
-        fail(str(exc), 2)
-    out.print(f"source {name} added: {provider}/{fmt} at {location}. Load it with `cloudtally ingest {name}`.")
-
-
-@sources_app.command("exports")
-def sources_exports(
-    name: str = typer.Argument(..., help="An Azure source added with --option scope=… storage_account_id=…."),
-    run_if_due: bool = typer.Option(False, "--run-if-due", help="Start a run of each export that is due."),
-    check_month: Optional[str] = typer.Option(None, "--check-month", help="YYYY-MM: compare the source's landed "
-                                              "BilledCost with Cost Management's own ActualCost total (Query API)."),
-    output: str = typer.Option("table", "--output", help="table or json."),
-) -> None:
-    """Azure: the source's Cost Management exports, their recent runs, whether a run is due or the last failed."""
-    from app import azure_exports
-    from app import sources as sources_mod
-    from connectors.base import IngestError
-
-    rt = runtime()
-    source = sources_mod.get(rt, name)
-    if source is None:
-        fail(f"no source named {name!r}", 1)
-    if source.provider != "azure":
-        fail(f"source {name} is {source.provider}, not azure", 2)
-    managed = source.location.startswith("azure://") and bool(source.options.get("storage_account_id"))
-    if not managed and not check_month:
-        fail(f"source {name} names no export to look at: it needs an azure:// location and --option scope=… "
-             f"storage_account_id=… (a local copy can still be checked with --check-month)")
-    try:
-        statuses = (azure_exports.status(source.format, source.location, source.options, run_if_due=run_if_due)
-                    if managed else [])
-        checks = (azure_exports.check_month(rt, name, source.options, check_month) if check_month else [])
-    except (IngestError, ValueError) as exc:
-        fail(str(exc))
-    view = {
-        "exports": [{"export": st.spec.name, "scope": st.spec.scope, "dataset": st.spec.dataset,
-                     "due": st.verdict.due, "failed": st.verdict.failed, "message": st.verdict.message,
-                     "runs": [{"run": r.run_id, "status": r.status, "type": r.execution_type,
-                               "submitted": r.submitted_time.isoformat() if r.submitted_time else None,
-                               "finished": r.processing_end_time.isoformat() if r.processing_end_time else None,
-                               "error": r.error_message} for r in st.history[:10]]} for st in statuses],
-        "month_check": [{"currency": c.currency, "service_total": _dec(c.service_total),
-                         "landed_total": _dec(c.landed_total), "difference": str(c.difference)} for c in checks],
-    }
-    if output == "json":
-        print(json.dumps(view, indent=2))
-        return
-    for e in view["exports"]:
-        table = Table(title=f"export {e['export']} ({e['dataset']}) at {e['scope']}: {e['message']}")
-        for col in ("run", "status", "type", "submitted", "finished", "error"):
-            table.add_column(col)
-        for r in e["runs"]:
-            table.add_row(*(str(r[c] or "") for c in ("run", "status", "type", "submitted", "finished", "error")))
-        out.print(table)
-    if checks:
-        table = Table(title=f"{check_month}: landed BilledCost vs Cost Management's ActualCost total")
-        for col in ("currency", "Cost Management", "landed", "difference"):
-            table.add_column(col, justify="right")
-        for c in view["month_check"]:
-            table.add_row(c["currency"], c["service_total"] or "", c["landed_total"] or "", c["difference"])
-        out.print(table)
-    if any(e["failed"] for e in view["exports"]):
-        raise typer.Exit(1)
-
-
-def _dec(value) -> str | None:
-    return None if value is None else str(value)
-
-
-@sources_app.command("list")
-def sources_list(output: str = typer.Option("table", "--output", help="table or json.")) -> None:
-    """List the configured sources."""
-    from app import sources as sources_mod
-
-    rows = [sources_mod.view(s) for s in sources_mod.list_all(runtime())]
-    if output == "json":
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table(title="Sources")
-    for col in ("name", "provider", "format", "location", "schedule"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], r["provider"], r["format"], r["location"], r["schedule"] or "")
-    out.print(table)
-
-
-@sources_app.command("remove")
-def sources_remove(
-    name: str = typer.Argument(..., help="Source to remove."),
-    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
-) -> None:
-    """Remove a source, its ledger and its rows in the warehouse."""
-    from app import sources as sources_mod
-
-    rt = runtime()
-    if sources_mod.get(rt, name) is None:
-        fail(f"no source named {name!r}", 1)
-    if not yes and not typer.confirm(f"Delete source {name} and all its cost rows?"):
-        fail("not removed", 1)
-    deleted = sources_mod.remove(rt, name)
-    out.print(f"removed source {name} and {deleted} cost rows")
-
-
-@sources_app.command("test")
-def sources_test(
-    name: str = typer.Argument(..., help="Source to try."),
-    output: str = typer.Option("table", "--output", help="table or json."),
-) -> None:
-    """Run the source's discovery only and report what an ingest would load (nothing is loaded), or the error
-    (exit 1): a wrong location, missing bucket or container, missing credentials or access."""
-    from app import sources as sources_mod
-    from app.retry import classify
-
-    rt = runtime()
-    if sources_mod.get(rt, name) is None:
-        fail(f"no source named {name!r}", 1)
-    try:
-        report = sources_mod.test(rt, name)
-    except Exception as exc:  # noqa: BLE001 - any discovery failure is the answer to "does it work?"
-        kind = classify(exc)
-        fail(f"source {name}: {exc}" + (" (transient: retry later)" if kind == "transient" else ""))
-    if output == "json":
-        print(json.dumps(report, indent=2))
-        return
-    table = Table(title=f"{name}: {report['provider']}/{report['format']} at {report['location']}")
-    for col in ("billing period", "files", "bytes", "would", "delivery"):
-        table.add_column(col)
-    for d in report["deliveries"]:
-        table.add_row(d["billing_period"] or "-", str(d["files"]), str(d["bytes"] or ""), d["would"],
-                      d["label"])
-    out.print(table)
-    if not report["deliveries"]:
-        out.print("no deliveries found: an ingest would fail with 'no data files found'")
 
 
 @app.command()
@@ -398,13 +174,6 @@ def quality(
         out.print(table)
     if any(c["status"] == "failed" for c in checks):
         raise typer.Exit(1)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:<40}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-        console=err, transient=False, disable=not err.is_terminal and os.environ.get("CLOUDTALLY_PROGRESS") != "1",
-    )
 
 
 def print_deliveries(views: list[dict]) -> None:
@@ -509,158 +278,6 @@ def costs(
         err.print("amounts rounded to the cent for display; --format json or csv gives them exactly")
         if result.truncated:
             err.print(f"[yellow]rows cut at --limit {echo.limit}; totals cover everything[/]")
-
-
-@export_app.command("focus")
-def export_focus(
-    out_dir: Path = typer.Argument(..., help="Folder to write focus_cost_and_usage.<format> and focus_metadata.json."),
-    fmt: str = typer.Option("parquet", "--format", help="parquet (typed; for the FOCUS validator) or csv."),
-    focus_version: str = typer.Option("1.2", "--focus-version", help="1.2, or 1.3 to add the 1.3 columns."),
-    source: Optional[str] = typer.Option(None, "--source", help="Only this source."),
-    billing_period: Optional[str] = typer.Option(None, "--billing-period", help="Only this billing period (YYYY-MM)."),
-    all_columns: bool = typer.Option(
-        False, "--all-columns", help="Write every column of the FOCUS version, even those empty in this data."
-    ),
-) -> None:
-    """Export the warehouse as a FOCUS Cost and Usage file, with FOCUS column names and metadata."""
-    from app.costs import QueryError, parse_date
-    from app.export import FORMATS, export_focus as run_export
-
-    if fmt not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}", 2)
-    if focus_version not in ("1.2", "1.3"):
-        fail("--focus-version must be 1.2 or 1.3", 2)
-    try:
-        period = parse_date("billing-period", billing_period)
-    except QueryError as exc:
-        fail(f"--{exc.parameter}: {exc.message}", 2)
-    start = datetime(period.year, period.month, 1, tzinfo=timezone.utc) if period else None
-    rt = runtime()
-    with rt.warehouse.connect(read_only=True) as con:
-        result = run_export(con, out_dir, fmt, focus_version, source, start, all_columns)
-    out.print(f"wrote {result.rows} rows, {len(result.columns)} columns to {result.data_file}")
-    out.print(f"metadata: {result.metadata_file}")
-
-
-@export_app.command("lake")
-def export_lake(
-    location: str = typer.Argument(..., help="Local folder or s3://bucket/prefix of the lake."),
-    option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE for an s3:// location: endpoint_url "
-                                     "(S3-compatible stores), region. Credentials come from boto3's chain."),
-    full: bool = typer.Option(False, "--full", help="Rewrite every partition, changed or not."),
-    output: str = typer.Option("table", "--output", help="table or json (the partitions written, unchanged and "
-                               "removed)."),
-) -> None:
-    """Write the warehouse as a FOCUS Parquet lake: Hive-partitioned provider=…/billing_period=YYYY-MM/, FOCUS
-    names and types, one row per allocation part with the allocation as x_ columns, and a manifest
-    (_cloudtally_lake.json: periods, rows, sums per currency, data versions). Incremental: only partitions whose
-    data changed are rewritten, each swapped in atomically after its sums were read back and checked."""
-    from decimal import Decimal
-
-    from app.costs import cents_str
-    from app.lake import LakeError, export_lake as run_export
-
-    if output not in ("table", "json"):
-        fail("--output must be table or json", 2)
-    options = _parse_options(option)
-    rt = runtime()
-    try:
-        with _progress() as bar, rt.warehouse.connect(read_only=True) as con:
-            task = bar.add_task("lake", total=1.0)
-            result = run_export(con, location, options, full=full,
-                                progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))
-    except LakeError as exc:
-        fail(str(exc))
-    if output == "json":
-        print(json.dumps({"location": location, "written": result.written, "unchanged": result.unchanged,
-                          "removed": result.removed}, indent=2, default=str))
-        return
-    table = Table(title=f"Lake {location}")
-    for col in ("provider", "period", "status", "currency", "lines", "EffectiveCost", "data version"):
-        table.add_column(col, justify="right" if col in ("lines", "EffectiveCost") else "left")
-    for status, parts in (("written", result.written), ("unchanged", result.unchanged), ("removed", result.removed)):
-        for p in parts:
-            for s in p["sums"]:
-                table.add_row(p["provider"], p["billing_period"], status, s["currency"], f"{s['lines']:,}",
-                              "" if s["EffectiveCost"] is None else cents_str(Decimal(s["EffectiveCost"])),
-                              p["data_version"])
-    out.print(table)
-    out.print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, {len(result.removed)} removed")
-
-
-@export_app.command("lake-ddl")
-def export_lake_ddl(
-    dialect: str = typer.Argument(..., help="trino (Hive connector), athena, bigquery or spark."),
-    location: str = typer.Argument(..., help="Where the lake is, as that engine names it (s3://…, gs://…)."),
-    table: str = typer.Option("focus_cost", "--table", help="Table name (schema.table for Trino and BigQuery)."),
-) -> None:
-    """Print the DDL that registers a lake written by `export lake` as an external partitioned table."""
-    from app.lake import DIALECTS, ddl
-
-    if dialect not in DIALECTS:
-        fail(f"DIALECT must be one of {', '.join(DIALECTS)}", 2)
-    print(ddl(dialect, location, table), end="")
-
-
-keys_app = typer.Typer(help="API keys: create (shown once), list, revoke. Roles: admin, finance, team:<name>.",
-                       no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-
-
-@keys_app.command("create")
-def keys_create(
-    role: str = typer.Option(..., "--role", help="admin (everything, key management, rule writes), finance (all "
-                             "costs, ledger, finance endpoints, closing months) or team:<name> (that team's "
-                             "allocated costs only)."),
-    name: str = typer.Option(..., "--name", help="Who or what uses the key."),
-) -> None:
-    """Create a key and print it: this is the only time it is shown (only its HMAC digest is stored)."""
-    from app import access
-
-    rt = runtime()
-    try:
-        view, key = access.create_key(rt, name, role)
-    except access.KeyError_ as exc:
-        fail(str(exc), 2)
-    err.print(f"created key {view['prefix']} ({view['name']}, role {view['role']}, id {view['id']}); "
-              "store it now, it is not shown again:", highlight=False)
-    print(key)
-
-
-@keys_app.command("list")
-def keys_list(
-    revoked: bool = typer.Option(True, "--revoked/--active-only", help="Include revoked keys."),
-    output: str = typer.Option("table", "--output", help="table or json."),
-) -> None:
-    """Keys with their role, prefix and times (never the key itself)."""
-    from app import access
-
-    rt = runtime()
-    with rt.sessions() as session:
-        _, views = access.list_keys(session, limit=1_000_000, include_revoked=revoked)
-    if output == "json":
-        print(json.dumps(views, indent=2))
-        return
-    table = Table(title="API keys")
-    for col in ("id", "name", "role", "prefix", "created_at", "last_used_at", "revoked_at"):
-        table.add_column(col)
-    for v in views:
-        table.add_row(*(v[c] or "" for c in ("id", "name", "role", "prefix", "created_at", "last_used_at",
-                                             "revoked_at")))
-    out.print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(key: str = typer.Argument(..., help="The key's id or its ct_<prefix>.")) -> None:
-    """Revoke a key: the next request made with it gets a 401."""
-    from app import access
-
-    rt = runtime()
-    try:
-        view = access.revoke_key(rt, key)
-    except access.KeyError_ as exc:
-        fail(str(exc))
-    out.print(f"revoked {view['prefix']} ({view['name']}, role {view['role']}) at {view['revoked_at']}")
 
 
 def is_loopback(host: str) -> bool:
@@ -811,6 +428,10 @@ def demo(
                   f"anyone who can reach {host}:{port}. `cloudtally serve` requires API keys.[/]")
         uvicorn.run(create_app(rt), host=host, port=port, log_level="warning")
 
+
+app.add_typer(export_app, name="export")
+app.add_typer(sources_app, name="sources")
+app.add_typer(keys_app, name="keys")
 
 from optimizers.cli import recommend_app  # noqa: E402 - `cloudtally recommend ...` (issue 12)
 

@@ -1,0 +1,51 @@
+"""What the `cloudtally` command modules share: the two consoles (soft-wrapped), the runtime, the error exit,
+the progress bar, KEY=VALUE options, amounts to the cent. app.cli re-exports them (runtime, fail, _progress, out, err,
+cents_or_blank) for the command modules that look them up there."""
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
+
+
+def cents_or_blank(amount: str | None) -> str:
+    from decimal import Decimal
+
+    from app.costs import cents_str
+
+    return "" if amount is None else cents_str(Decimal(amount))
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def runtime():
+    from app.runtime import Runtime
+
+    rt = Runtime.from_env()
+    rt.init()
+    return rt
+
+
+def parse_options(items: list[str]) -> dict[str, str]:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--option {item!r} is not KEY=VALUE", 2)
+        options[key] = value
+    return options
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<40}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+        console=err, transient=False, disable=not err.is_terminal and os.environ.get("CLOUDTALLY_PROGRESS") != "1",
+    )
