@@ -18,6 +18,7 @@ from app.cli_common import cents_or_blank, err, fail, out, runtime
 from app.cli_common import parse_options as _parse_options
 from app.cli_common import progress as _progress
 from app.export_cli import export_app
+from app.fx_cli import fx_app
 from app.keys_cli import keys_app
 from app.sources_cli import sources_app
 
@@ -238,6 +239,8 @@ def costs(
                                      "repeatable (same key: OR)."),
     metric: str = typer.Option("EffectiveCost", help="BilledCost, EffectiveCost, ListCost or ContractedCost."),
     limit: int = typer.Option(100_000, help="Maximum rows."),
+    currency: Optional[str] = typer.Option(None, help="Report in this currency (e.g. EUR), converting each row with "
+                                           "the rate of its month (`cloudtally fx`); default: per billing currency."),
     fmt: str = typer.Option("table", "--format", help="table, csv or json."),
 ) -> None:
     """Sum a cost metric by period and dimensions (the same query as GET /v1/costs); the table ends with the
@@ -251,11 +254,20 @@ def costs(
     rt = runtime()
     try:
         q = parse_query(start, end, granularity, group_by, filter, metric, limit,
-                        alloc.active_document(rt)[1].dimensions)
+                        alloc.active_document(rt)[1].dimensions, currency=currency)
     except QueryError as exc:
         fail(f"--{exc.parameter.replace('_', '-')}: {exc.message}", 2)
+    rates = None
+    if q.currency:
+        from app.currency import RateTable
+
+        with rt.sessions() as session:
+            rates = RateTable.load(session, q.currency)
     with rt.warehouse.connect(read_only=True) as con:
-        result = run_query(con, q)
+        try:
+            result = run_query(con, q, rates=rates)
+        except QueryError as exc:  # a missing exchange rate
+            fail(f"--{exc.parameter}: {exc.message}")
         coverage = alloc.coverage(con, result.query.start, result.query.end) if fmt == "table" else []
     if fmt == "json":
         print(json.dumps(result.to_json(), indent=2))
@@ -275,6 +287,10 @@ def costs(
         if coverage:
             out.print("allocation coverage (EffectiveCost allocated by rules): " + ", ".join(
                 f"{c['provider']} {c['period'][:7]} {c['coverage_pct'] or '-'}%" for c in coverage), highlight=False)
+        if result.conversion is not None:
+            used = ", ".join(f"{r['currency']} {r['month']} x {r['rate']}" + (f" ({r['source']})" if r["source"] else "")
+                             for r in result.conversion["rates"])
+            out.print(f"converted into {result.conversion['currency']}: {used or 'no rate needed'}", highlight=False)
         err.print("amounts rounded to the cent for display; --format json or csv gives them exactly")
         if result.truncated:
             err.print(f"[yellow]rows cut at --limit {echo.limit}; totals cover everything[/]")
@@ -432,6 +448,7 @@ def demo(
 app.add_typer(export_app, name="export")
 app.add_typer(sources_app, name="sources")
 app.add_typer(keys_app, name="keys")
+app.add_typer(fx_app, name="fx")
 
 from optimizers.cli import recommend_app  # noqa: E402 - `cloudtally recommend ...` (issue 12)
 

@@ -11,7 +11,7 @@ import pytest
 
 from app import currency, rollups
 from app.ingest import ingest
-from tests.helpers import FOCUS_AWS, FOCUS_AZURE, api_client, read_rows, sums, write_csv
+from tests.helpers import FOCUS_AWS, FOCUS_AZURE, api_client, cli, cli_json, read_rows, sums, write_csv
 
 Q = Decimal(1).scaleb(-18)
 
@@ -202,3 +202,30 @@ def test_rollups_and_lines_convert_alike(rt, samples, tmp_path, granularity):
     assert lines.to_json() == rolled.to_json()
     assert lines.totals and lines.totals[0]["currency"] == "USD"
 
+
+
+def test_cli_sets_imports_and_reports_like_the_api(rt, samples, tmp_path):
+    ingest(rt, "aws", str(samples / FOCUS_AWS))
+    ingest(rt, "azure-eur-may", str(_eur_copy(samples, tmp_path, "eur-may.csv")))
+    env = {"CLOUDTALLY_DATA_DIR": str(rt.settings.data_dir)}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("month,currency,to_currency,rate\n2026-05,EUR,USD,abc\n")
+    result = cli("fx", "import", str(bad), env=env)
+    assert result.exit_code == 1 and f"{bad} row 2, column rate" in result.stderr
+    assert cli("fx", "set", "2026-05", "EUR", "EUR", "1", env=env).exit_code == 2
+    assert cli("fx", "set", "2026-05", "eur", "usd", "1.0825", "--source", "budget rate", env=env).exit_code == 0
+    listed = cli("fx", "list", "--format", "csv", env=env).stdout
+    assert listed == "month,currency,to_currency,rate,source\n2026-05,EUR,USD,1.0825,budget rate\n"
+    args = {"start": "2026-05", "end": "2026-06", "group_by": "ProviderName", "currency": "USD"}
+    from_cli = cli_json("costs", "--start", "2026-05", "--end", "2026-06", "-g", "ProviderName", "--currency", "usd",
+                        "--format", "json", env=env)
+    with api_client(rt) as c:
+        assert c.get("/v1/costs", params=args).json() == from_cli
+    assert from_cli["conversion"]["rates"] == [{"currency": "EUR", "month": "2026-05", "rate": "1.0825",
+                                                "source": "budget rate"}]
+    table = cli("costs", "--start", "2026-05", "--end", "2026-06", "--currency", "USD", env=env)
+    assert table.exit_code == 0 and "EUR 2026-05 x 1.0825 (budget rate)" in table.stdout
+    missing = cli("costs", "--start", "2026-05", "--end", "2026-06", "--currency", "GBP", env=env)
+    assert missing.exit_code == 1 and "USD for 2026-05" in missing.stderr and "EUR for 2026-05" in missing.stderr
+    assert cli("fx", "delete", "2026-05", "EUR", "USD", env=env).exit_code == 0
+    assert cli("fx", "delete", "2026-05", "EUR", "USD", env=env).exit_code == 1
