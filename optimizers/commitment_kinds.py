@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from app.allocation.compile import lit
+from app.allocation.sql import lit
 
 RATES_FILE = Path(__file__).with_name("rates.yaml")
 

@@ -87,7 +87,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import duckdb
 import numpy as np
 
-from app.allocation.compile import from_units, lit, to_units
+from app.allocation.compile import from_units, to_units
+from app.allocation.sql import lit
 from app.warehouse import COST_TABLE
 from optimizers import HOURS_PER_MONTH, Recommendation, jsonable, money, window_floor
 from optimizers.commitment_kinds import (INSTANCE_TYPE, ObservedDiscounts, instance_family, kind_case, kind_list,

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.allocation import compile as compile_mod
 from app.allocation import engine
+from app.allocation import matcher as matcher_mod
 from app.allocation.rules import parse_data
 from tests.conftest import make_runtime
 
@@ -248,9 +248,9 @@ def test_compiled_sql_equals_the_reference(runtime, rules, lines):
 def test_matcher_residual_terms_and_many_words_equal_the_reference(runtime, rules, lines):
     """The matcher's other paths: every rule tested per line as a residual term (no condition expanded), and terms
     spread over many mask words (2 bits each), so the lowest-set-bit search crosses words."""
-    with patch.object(compile_mod, "DNF_LIMIT", 0):
+    with patch.object(matcher_mod, "DNF_LIMIT", 0):
         check(runtime, rules, lines)
-    with patch.object(compile_mod, "WORD_BITS", 2):
+    with patch.object(matcher_mod, "WORD_BITS", 2):
         check(runtime, rules, lines)
 
 

@@ -25,20 +25,20 @@ import duckdb
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.allocation.compile import ALLOCATION_TABLE, Tags, choose_lookup_line_columns, compile_allocation, \
-    leaf_columns, line_relation, lit, lookup_line_columns_query, window_sql
+from app.allocation.compile import ALLOCATION_TABLE, compile_allocation
+from app.allocation.matcher import choose_lookup_line_columns, lookup_line_columns_query
 from app.allocation.rules import (
     EMPTY,
     BUILTIN_DIMENSIONS,
     Even,
     Percent,
-    Proportional,
     RuleDocument,
     RulesInvalid,
     checksum,
     parse_data,
     parse_document,
 )
+from app.allocation.sql import Tags, leaf_columns, line_relation, lit, window_sql
 from app.control import AllocationRuleVersion
 from app.focus import COST_METRICS
 from app.warehouse import COST_TABLE, _execute_with_progress
@@ -360,7 +360,7 @@ def _split_view(con, doc: RuleDocument, rule, period: datetime, currency: str) -
     if isinstance(split, Percent):
         return {"kind": "percent", "targets": [{"set": t, "percent": str(p)} for t, p in split.parts]}
     tags = Tags(doc)
-    from app.allocation.compile import condition_sql
+    from app.allocation.sql import condition_sql
 
     where = condition_sql(split.where, tags)
     plain = [r.name for r in doc.rules if r.split is None]

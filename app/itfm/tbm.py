@@ -8,7 +8,7 @@ from importlib import resources
 
 import yaml
 
-from app.allocation.compile import lit
+from app.allocation.sql import lit
 
 ENV = "CLOUDTALLY_TBM_MAPPING"
 
