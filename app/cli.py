@@ -31,14 +31,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    """--version: handled while the options are parsed, so it needs no command."""
+    if value:
+        out.print(f"cloudtally {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data folder (default ./cloudtally-data)."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
 ) -> None:
-    if version:
-        out.print(f"cloudtally {__version__}")
-        raise typer.Exit(0)
     if data_dir is not None:
         os.environ["CLOUDTALLY_DATA_DIR"] = str(data_dir)
 

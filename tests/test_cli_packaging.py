@@ -20,7 +20,8 @@ from tests.helpers import cli, cli_json, read_rows, sums
 
 COMMANDS = [["init"], ["ingest"], ["deliveries"], ["costs"], ["export", "focus"], ["serve"], ["demo"],
             ["sources", "add"], ["sources", "list"], ["sources", "remove"], ["sources", "exports"],
-            ["sources", "test"], ["runs"], ["quality"], ["export", "lake"], ["export", "lake-ddl"]]
+            ["sources", "test"], ["runs"], ["quality"], ["export", "lake"], ["export", "lake-ddl"],
+            ["fx", "set"], ["fx", "import"], ["fx", "list"], ["fx", "delete"]]
 
 
 def _readme_commands() -> list[str]:
@@ -54,6 +55,13 @@ def test_every_command_has_help(command):
     result = cli(*command, "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
     assert len(result.stdout.split("Usage", 1)[1].strip()) > 40
+
+
+def test_version_needs_no_command():
+    from app import __version__
+
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"cloudtally {__version__}"
 
 
 def test_init_creates_both_stores(tmp_path):
