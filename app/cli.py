@@ -14,9 +14,7 @@ import typer
 from rich.table import Table
 
 from app import __version__
-from app.cli_common import cents_or_blank, err, fail, out, runtime
-from app.cli_common import parse_options as _parse_options
-from app.cli_common import progress as _progress
+from app.cli_common import cents_or_blank, err, fail, out, parse_options, progress, runtime
 from app.export_cli import export_app
 from app.fx_cli import fx_app
 from app.keys_cli import keys_app
@@ -91,8 +89,8 @@ def ingest(
         fail(f"no source named {target!r}; add one with `cloudtally sources add`, or load FOCUS files with "
              f"`cloudtally ingest PATH --source NAME`", 2)
     name, location = (source, target) if source else (target, None)
-    options = _parse_options(option)
-    with _progress() as bar:
+    options = parse_options(option)
+    with progress() as bar:
         task = bar.add_task("starting", total=1.0)
         run = run_source(rt, name, "cli", location=location, options=options, period=start,
                          progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))
@@ -382,14 +380,14 @@ def demo(
     out.print(f"writing demo exports (AWS CUR 2.0, Azure FocusCost, GCP billing export) to {folder}")
     exports = demo_data.write_exports(folder)
     formats = demo_data.source_formats()
-    with _progress() as bar:
+    with progress() as bar:
         for name, path in exports.items():
             task = bar.add_task(name, total=1.0)
             provider, fmt = formats[name]
             try:
-                progress = (lambda msg, frac, t=task, n=name: bar.update(t, description=f"{n}: {msg}", completed=frac))
+                report = (lambda msg, frac, t=task, n=name: bar.update(t, description=f"{n}: {msg}", completed=frac))
                 if provider == "focus":  # the quick path: a FOCUS folder, its source created on first load
-                    run_ingest(rt, name, str(path), progress=progress)
+                    run_ingest(rt, name, str(path), progress=report)
                     continue
                 source = sources.get(rt, name)
                 if source is not None and (source.provider, source.format, source.location) != (provider, fmt,
@@ -398,7 +396,7 @@ def demo(
                     source = None
                 if source is None:
                     sources.add(rt, name, provider, fmt, str(path))
-                run_ingest(rt, name, progress=progress)
+                run_ingest(rt, name, progress=report)
             except (IngestError, sources.SourceError) as exc:
                 fail(str(exc))
     from app.allocation import engine as allocation

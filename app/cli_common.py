@@ -1,6 +1,6 @@
 """What the `cloudtally` command modules share: the two consoles (soft-wrapped), the runtime, the error exit,
-the progress bar, KEY=VALUE options, amounts to the cent. app.cli re-exports them (runtime, fail, _progress, out, err,
-cents_or_blank) for the command modules that look them up there."""
+the progress bar, KEY=VALUE options, amounts to the cent. Every command module (app.cli and the groups it
+registers) takes them from here."""
 from __future__ import annotations
 
 import os

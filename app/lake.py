@@ -139,7 +139,7 @@ def warehouse_partitions(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str]
         f'SELECT "ProviderName", "BillingPeriodStart", count(*), '
         f'list(DISTINCT "x_DeliveryId" ORDER BY "x_DeliveryId") FROM {COST_TABLE} GROUP BY ALL').fetchall()
     sums = con.execute(
-        f'SELECT "ProviderName", "BillingPeriodStart", "BillingCurrency", count(*), '
+        'SELECT "ProviderName", "BillingPeriodStart", "BillingCurrency", count(*), '
         + ", ".join(f'sum("{m}")' for m in COST_METRICS)
         + f" FROM {COST_TABLE} GROUP BY ALL ORDER BY ALL").fetchall()
     out: dict[tuple[str, str], dict] = {}

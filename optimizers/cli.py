@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from app.cli_common import cents_or_blank, err, fail, out, progress, runtime
+
 recommend_app = typer.Typer(
     help="Recommendations: commitment purchases, waste, rightsizing; the ledger of what was predicted and what "
     "was realized; commitment utilization and coverage.", no_args_is_help=True)
@@ -19,12 +21,6 @@ recommend_app = typer.Typer(
 class Fmt(str, Enum):
     table = "table"
     json = "json"
-
-
-def _cli():
-    from app import cli
-
-    return cli
 
 
 @recommend_app.command("refresh")
@@ -48,14 +44,13 @@ def refresh(
 ) -> None:
     """Run the optimizers over the warehouse, store new recommendations, update open ones, and check earlier ones
     against newer data (acted on: realized savings; expired)."""
-    cli = _cli()
     from optimizers import ledger, registry
 
     names = list(registry())
     for name in only:
         if name not in names:
-            cli.fail(f"--only {name!r}: not one of {', '.join(names)}", 2)
-    rt = cli.runtime()
+            fail(f"--only {name!r}: not one of {', '.join(names)}", 2)
+    rt = runtime()
     config: dict = {"lookback_days": lookback, "commitment_downside": format(Decimal(repr(downside)), "f"),
                     "commitment_review_days": review_days}
     if rates:
@@ -66,26 +61,26 @@ def refresh(
         try:
             config["metrics"] = parse_metrics_option(metrics)
         except ValueError as exc:
-            cli.fail(str(exc), 2)
+            fail(str(exc), 2)
     chosen = only or names
-    with cli._progress() as progress:
-        task = progress.add_task("running optimizers", total=len(chosen) + 1)
+    with progress() as bar:
+        task = bar.add_task("running optimizers", total=len(chosen) + 1)
 
         def step(name: str) -> None:
-            progress.update(task, description=f"optimizer: {name}", advance=1)
+            bar.update(task, description=f"optimizer: {name}", advance=1)
 
         try:
             summary = ledger.refresh(rt, config, only=only or None, step=step)
         except (ValueError, OSError) as exc:
-            cli.fail(str(exc))
-        progress.update(task, description="recommendations stored", completed=len(chosen) + 1)
-    cli.out.print(f"found {summary['found']}: {summary['new']} new, {summary['updated']} updated, "
+            fail(str(exc))
+        bar.update(task, description="recommendations stored", completed=len(chosen) + 1)
+    out.print(f"found {summary['found']}: {summary['new']} new, {summary['updated']} updated, "
                   f"{summary['acted_on']} acted on, {summary['expired']} expired, "
                   f"{summary['remeasured']} re-measured", highlight=False)
     for t in summary["open_monthly_savings"]:
-        cli.out.print(f"open recommendations save {t['monthly_savings']} {t['currency']} a month", highlight=False)
+        out.print(f"open recommendations save {t['monthly_savings']} {t['currency']} a month", highlight=False)
     for e in summary["errors"]:
-        cli.err.print(f"[bold red]error:[/] optimizer {e['optimizer']}: {e['error']}", highlight=False,
+        err.print(f"[bold red]error:[/] optimizer {e['optimizer']}: {e['error']}", highlight=False,
                       soft_wrap=True)
     if summary["errors"]:
         raise typer.Exit(1)
@@ -102,12 +97,11 @@ def list_(
     fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json (the API's shape)."),
 ) -> None:
     """Recommendations from the ledger, biggest predicted monthly savings first."""
-    cli = _cli()
     from optimizers import ledger
 
     if status not in ("open", "acted_on", "expired", "any"):
-        cli.fail("--status must be open, acted_on, expired or any", 2)
-    rt = cli.runtime()
+        fail("--status must be open, acted_on, expired or any", 2)
+    rt = runtime()
     with rt.sessions() as session:
         total, rows = ledger.list_recommendations(session, team=team, status=None if status == "any" else status,
                                                   kind=kind, category=category, provider=provider, limit=limit)
@@ -122,25 +116,24 @@ def list_(
         table.add_column(col, justify=justify, no_wrap=col in ("id", "kind"))
     for r in rows:
         table.add_row(r["kind"], r["provider"], r["action"], r["team"] or "-",
-                      f"{cli.cents_or_blank(r['monthly_savings'])} {r['currency']}",
-                      cli.cents_or_blank(r["realized_monthly_savings"]) or "-", r["id"][:8])
-    cli.out.print(table)
+                      f"{cents_or_blank(r['monthly_savings'])} {r['currency']}",
+                      cents_or_blank(r["realized_monthly_savings"]) or "-", r["id"][:8])
+    out.print(table)
 
 
 @recommend_app.command("show")
 def show(rec_id: str = typer.Argument(..., help="The recommendation's id (or its first 8 characters).")) -> None:
     """One recommendation as JSON: evidence, assumptions, inputs, outcome."""
-    cli = _cli()
     from sqlalchemy import select
 
     from optimizers import ledger
 
-    rt = cli.runtime()
+    rt = runtime()
     with rt.sessions() as session:
         rows = session.scalars(select(ledger.RecommendationRow).where(
             ledger.RecommendationRow.id.startswith(rec_id))).all()
         if len(rows) != 1:
-            cli.fail(f"{'no' if not rows else 'more than one'} recommendation matches {rec_id!r}")
+            fail(f"{'no' if not rows else 'more than one'} recommendation matches {rec_id!r}")
         print(json.dumps(ledger.view(rows[0]), indent=2))
 
 
@@ -150,10 +143,9 @@ def accuracy(
     fmt: Fmt = typer.Option(Fmt.table, "--format", help="table or json."),
 ) -> None:
     """Realized vs predicted monthly savings of the recommendations acted on, per kind and currency."""
-    cli = _cli()
     from optimizers import ledger
 
-    rt = cli.runtime()
+    rt = runtime()
     with rt.sessions() as session:
         result = ledger.accuracy(session, team=team)
     if fmt == Fmt.json:
@@ -166,9 +158,9 @@ def accuracy(
         table.add_column(col, justify="left" if col in ("kind", "currency") else "right")
     for k in result["kinds"]:
         table.add_row(k["kind"], k["currency"], str(k["open"]), str(k["acted_on"]), str(k["expired"]),
-                      cli.cents_or_blank(k["predicted_monthly_savings"]),
-                      cli.cents_or_blank(k["realized_monthly_savings"]), k["realized_to_predicted"] or "-")
-    cli.out.print(table)
+                      cents_or_blank(k["predicted_monthly_savings"]),
+                      cents_or_blank(k["realized_monthly_savings"]), k["realized_to_predicted"] or "-")
+    out.print(table)
 
 
 @recommend_app.command("commitments")
@@ -183,14 +175,13 @@ def commitments_(
     import re
     from decimal import Decimal
 
-    cli = _cli()
     from app.costs import money_str
     from optimizers import commitments
 
     for name, value in (("--start", start), ("--end", end)):
         if value is not None and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", value):
-            cli.fail(f"{name} {value!r} is not YYYY-MM", 2)
-    rt = cli.runtime()
+            fail(f"{name} {value!r} is not YYYY-MM", 2)
+    rt = runtime()
     with rt.warehouse.connect(read_only=True) as con:
         result = commitments.utilization(con, start, end, provider)
     text = lambda row: {k: (money_str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}  # noqa: E731
@@ -205,12 +196,12 @@ def commitments_(
     for col in ("month", "provider", "commitment", "utilization", "used", "unused", "amortized fee", "gap",
                 "net savings"):
         table.add_column(col, justify="left" if col in ("month", "provider", "commitment") else "right")
-    c = cli.cents_or_blank
+    c = cents_or_blank
     for r in result["commitments"]:
         table.add_row(r["month"], r["provider"], r["name"] or r["commitment_id"][-40:], r["utilization"] or "-",
                       c(r["used_cost"]), c(r["unused_cost"]), c(r["amortized_fee"]) or "-",
                       c(r["identity_gap"]) or "-", c(r["net_savings"]) or "-")
-    cli.out.print(table)
+    out.print(table)
     table = Table(title="Coverage of eligible usage and effective savings rate")
     for col in ("month", "provider", "currency", "coverage", "eligible", "commitment cost", "unused", "ESR"):
         table.add_column(col, justify="left" if col in ("month", "provider", "currency") else "right")
@@ -218,4 +209,4 @@ def commitments_(
         table.add_row(r["month"], r["provider"], r["currency"], r["coverage"] or "-",
                       c(r["eligible_contracted_cost"]), c(r["commitment_cost"]), c(r["unused_cost"]),
                       r["effective_savings_rate"] or "-")
-    cli.out.print(table)
+    out.print(table)

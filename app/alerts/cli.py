@@ -3,15 +3,13 @@ and evaluating now, anomalies."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
+from app.cli_common import err, fail, out, runtime
 
 alerts_app = typer.Typer(help="Alerts to Slack, Teams and signed webhooks: channels, routing rules, events, the "
                          "delivery ledger, anomalies.", no_args_is_help=True)
@@ -23,16 +21,6 @@ alerts_app.add_typer(channels_app, name="channels")
 alerts_app.add_typer(rules_app, name="rules")
 
 
-def _fail(message: str, code: int = 1):
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _rt():
-    from app.cli import runtime
-
-    return runtime()
-
 
 def _date(value: str | None, name: str) -> date | None:
     if not value:
@@ -40,7 +28,7 @@ def _date(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        _fail(f"{name}: {value!r} is not YYYY-MM-DD", 2)
+        fail(f"{name}: {value!r} is not YYYY-MM-DD", 2)
 
 
 def _next_month(d: date) -> date:
@@ -83,10 +71,10 @@ def channels_add(
         start, _, end = window.partition("-")
         quiet_hours = {"start": start, "end": end, "timezone": tz or "UTC"}
     try:
-        view, secret = store.create_channel(_rt(), name, kind, url, team=team, finance=finance,
+        view, secret = store.create_channel(runtime(), name, kind, url, team=team, finance=finance,
                                             quiet_hours=quiet_hours, rate_limit_per_hour=rate_limit)
     except store.AlertConfigError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     err.print(f"added channel {view['name']} ({view['kind']} to {view['target']}, id {view['id']})", highlight=False)
     if secret:
         err.print("signing secret (shown once; receivers verify X-CloudTally-Signature with it):")
@@ -98,7 +86,7 @@ def channels_list(output: str = typer.Option("table", "--output", help="table or
     """Channels (the target shows scheme, host and port only)."""
     from app.alerts import store
 
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         _, views = store.list_channels(session, limit=1_000_000)
     if output == "json":
         print(json.dumps(views, indent=2))
@@ -113,9 +101,9 @@ def channels_test(channel: str = typer.Argument(..., help="Channel name or id.")
     from app.alerts import store
 
     try:
-        view = store.send_test(_rt(), channel)
+        view = store.send_test(runtime(), channel)
     except LookupError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     a = view["attempt_log"][0]
     out.print(f"{view['channel']}: {view['status']} (HTTP {a['status_code']}, {a['latency_ms']} ms"
               f"{', ' + a['error'] if a['error'] else ''})", highlight=False)
@@ -129,9 +117,9 @@ def channels_remove(channel: str = typer.Argument(..., help="Channel name or id.
     from app.alerts import store
 
     try:
-        view = store.delete_channel(_rt(), channel)
+        view = store.delete_channel(runtime(), channel)
     except LookupError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     out.print(f"removed channel {view['name']}")
 
 
@@ -154,12 +142,12 @@ def rules_add(
     try:
         parsed = json.loads(params) if params else {}
     except json.JSONDecodeError as exc:
-        _fail(f"--params is not JSON: {exc}", 2)
+        fail(f"--params is not JSON: {exc}", 2)
     try:
-        view = store.create_rule(_rt(), name, kinds=kind, mode=mode, channels=channel, team=team, params=parsed,
+        view = store.create_rule(runtime(), name, kinds=kind, mode=mode, channels=channel, team=team, params=parsed,
                                  priority=priority)
     except store.AlertConfigError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     out.print(f"added rule {view['name']} ({view['mode']} {', '.join(view['kinds'])})")
 
 
@@ -168,7 +156,7 @@ def rules_list(output: str = typer.Option("table", "--output", help="table or js
     """Rules in the order they apply."""
     from app.alerts import store
 
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         _, views = store.list_rules(session, limit=1_000_000)
     if output == "json":
         print(json.dumps(views, indent=2))
@@ -181,9 +169,9 @@ def rules_remove(rule: str = typer.Argument(..., help="Rule name or id.")) -> No
     from app.alerts import store
 
     try:
-        view = store.delete_rule(_rt(), rule)
+        view = store.delete_rule(runtime(), rule)
     except LookupError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     out.print(f"removed rule {view['name']}")
 
 
@@ -198,7 +186,7 @@ def events(
     """Alert events with their identity, team, status and delivery outcome."""
     from app.alerts.events import list_events
 
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         _, views = list_events(session, kind=kind, status=status, delivery_status=delivery_status, limit=limit)
     if output == "json":
         print(json.dumps(views, indent=2))
@@ -216,7 +204,7 @@ def deliveries(
     """The delivery ledger: every delivery and its attempts (status code, latency, error)."""
     from app.alerts.delivery import list_deliveries
 
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         _, views = list_deliveries(session, status=status, limit=limit)
     if output == "json":
         print(json.dumps(views, indent=2))
@@ -236,7 +224,7 @@ def deliver() -> None:
 
     from app.alerts.delivery import deliver_due
 
-    rt = _rt()
+    rt = runtime()
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=err) as bar:
         task = bar.add_task("delivering", total=None)
         counts = deliver_due(rt, progress=lambda i, n: bar.update(task, total=n, completed=i))
@@ -254,7 +242,7 @@ def evaluate(
     """Evaluate every trigger (ingestion failures, anomalies, budgets, digests) and deliver."""
     from app.alerts.triggers import evaluate as run
 
-    counts = run(_rt(), as_of=_date(as_of, "--as-of"), deliver=not no_deliver)
+    counts = run(runtime(), as_of=_date(as_of, "--as-of"), deliver=not no_deliver)
     print(json.dumps(counts, indent=2, default=str))
 
 
@@ -274,7 +262,7 @@ def anomalies(
 
     s = _date(start, "--start")
     e = _date(end, "--end") or _next_month(s)
-    found = detect_anomalies(_rt(), s, e, anomaly.Params(), tuple(dimension))
+    found = detect_anomalies(runtime(), s, e, anomaly.Params(), tuple(dimension))
     if output == "json":
         print(json.dumps(found, indent=2, default=str))
         return

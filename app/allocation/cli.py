@@ -7,29 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
-
-
-def runtime():
-    from app.cli import runtime as cli_runtime  # app.cli imports this module: look it up when a command runs
-
-    return cli_runtime()
-
-
-def fail(message: str, code: int = 1) -> None:
-    from app.cli import fail as cli_fail
-
-    cli_fail(message, code)
-
-
-def _progress():
-    from app.cli import _progress as cli_progress
-
-    return cli_progress()
+from app.cli_common import err, fail, out, progress, runtime
 
 rules_app = typer.Typer(help="Allocation rules: apply a rule file, inspect versions, diff, explain, coverage.",
                         no_args_is_help=True)
@@ -58,7 +38,7 @@ def rules_apply(
         fail(f"{file}: {exc.strerror or exc}", 2)
     rt = runtime()
     try:
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("validating", total=1.0)
             result = alloc.apply(rt, text, note=note,
                                  progress=lambda msg, frac: bar.update(task, description=msg, completed=frac))

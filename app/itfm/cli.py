@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)  # messages name files and rows: never hard-wrapped
+from app.cli_common import err, fail, out, progress, runtime
 
 budgets_app = typer.Typer(help="Budgets: import/export CSV, list, status (actual, EAC, variance, crossing date).",
                           no_args_is_help=True)
@@ -22,24 +20,13 @@ finance_app = typer.Typer(help="Finance hand-offs: chargeback/showback statement
                           no_args_is_help=True)
 
 
-def _fail(message: str, code: int = 1):
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _rt():
-    from app.cli import runtime
-
-    return runtime()
-
-
 def _as_of(value: str | None) -> date | None:
     if not value:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        _fail(f"--as-of {value!r} is not a date (YYYY-MM-DD)", 2)
+        fail(f"--as-of {value!r} is not a date (YYYY-MM-DD)", 2)
 
 
 def _cents(v: str | None) -> str:
@@ -60,7 +47,7 @@ def budgets_import(
     column."""
     from app.itfm import budgets
 
-    rt = _rt()
+    rt = runtime()
     with rt.sessions() as session:
         try:
             done = budgets.import_csv(session, file.read_text(encoding="utf-8"), replace)
@@ -77,7 +64,7 @@ def budgets_export(output: Optional[Path] = typer.Option(None, "-o", "--output",
     """Every budget amount as CSV (one row per budget, version and period)."""
     from app.itfm import budgets
 
-    rt = _rt()
+    rt = runtime()
     with rt.sessions() as session:
         text = budgets.export_csv(session)
     if output:
@@ -91,7 +78,7 @@ def budgets_list(output: str = typer.Option("table", "--output", help="table or 
     """Budgets with their scope, period kind and amounts."""
     from app.itfm import budgets
 
-    rt = _rt()
+    rt = runtime()
     with rt.sessions() as session:
         views = [budgets.budget_view(b) for b in budgets.list_budgets(session)[1]]
     if output == "json":
@@ -131,14 +118,14 @@ def budgets_status(
     burn rate and the projected crossing date."""
     from app.itfm import budgets
 
-    rt = _rt()
+    rt = runtime()
     with rt.sessions() as session:
         _, found = budgets.list_budgets(session)
         with rt.warehouse.connect(read_only=True) as con:
             try:
                 rows = [s.to_json() for s in budgets.statuses(con, found, _as_of(as_of), period)]
             except budgets.BudgetError as exc:
-                _fail(str(exc), 2)
+                fail(str(exc), 2)
     if output == "json":
         out.print_json(json.dumps(rows))
     elif output == "csv":
@@ -173,14 +160,14 @@ def forecast(
     from app.itfm.service import forecast_scope
 
     if not 1 <= horizon <= 366:
-        _fail("--horizon must be 1 to 366 days", 2)
-    rt = _rt()
+        fail("--horizon must be 1 to 366 days", 2)
+    rt = runtime()
     with rt.sessions() as session, rt.warehouse.connect(read_only=True) as con:
         try:
             doc = forecast_scope(con, session, _scope(team, service, cost_center, provider, account), currency,
                                  horizon_days=horizon, model=model, daily=output == "json")
         except ValueError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
     if output == "json":
         out.print_json(json.dumps(doc))
     else:
@@ -217,13 +204,12 @@ def forecast_backtest(
     output: str = typer.Option("table", "--output", help="table or json."),
 ) -> None:
     """Run and store the rolling-origin backtest (h = 30, 6 windows) of every budget's scope or every team."""
-    from app.cli import _progress
     from app.itfm import backtest as bt
     from app.itfm import budgets
     from app.itfm.actuals import ScopeDims, daily_series
     from app.itfm.forecast import NotEnoughHistory
 
-    rt = _rt()
+    rt = runtime()
     with rt.sessions() as session, rt.warehouse.connect(read_only=True) as con:
         if budgets_only:
             scopes = sorted({ScopeDims.of(b) for b in budgets.list_budgets(session)[1]}, key=lambda s: s.key())
@@ -231,7 +217,7 @@ def forecast_backtest(
             scopes = [ScopeDims(team=t) for (t,) in con.execute(
                 "SELECT DISTINCT team FROM cost_allocation WHERE team IS NOT NULL ORDER BY 1").fetchall()]
         series = daily_series(con, scopes)
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("backtests", total=len(series))
             rows = []
             for (_, cur), s in sorted(series.items(), key=lambda kv: (kv[1].scope.key(), kv[0][1])):
@@ -267,7 +253,7 @@ def forecast_accuracy(output: str = typer.Option("table", "--output", help="tabl
     from app.itfm import backtest as bt
     from app.itfm.models import ForecastBacktest
 
-    rt = _rt()
+    rt = runtime()
     with rt.sessions() as session:
         newest: dict = {}
         for r in session.scalars(select(ForecastBacktest).order_by(ForecastBacktest.data_end)):
@@ -291,12 +277,12 @@ def finance_chargeback(
     from app.costs import QueryError
     from app.itfm import statements
 
-    rt = _rt()
+    rt = runtime()
     with rt.warehouse.connect(read_only=True) as con:
         try:
             doc = statements.statements(con, month, by, mode)
         except QueryError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
     if fmt == "json":
         out.print_json(json.dumps(doc))
     elif fmt == "csv":
@@ -325,13 +311,13 @@ def finance_export(
     from app.costs import QueryError
     from app.itfm import statements
 
-    rt = _rt()
+    rt = runtime()
     with rt.sessions() as session, rt.warehouse.connect(read_only=True) as con:
         try:
             text = statements.export_csv(statements.export_rows(con, month, statements.budget_export_rows(
                 con, session, month)))
         except QueryError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
     if output:
         output.write_text(text, encoding="utf-8")
     else:

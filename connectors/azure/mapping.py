@@ -70,7 +70,7 @@ from app.focus import DECIMAL_SQL, Column
 from app.warehouse import StagedFile, Totals
 from connectors.base import IngestError, PeriodStats
 from connectors.focus.mapping import ColumnPlan, FilePlan, diagnose, value_expr
-from connectors.focus.reader import OpenedFile, quote_ident, quote_str
+from connectors.focus.reader import OpenedFile, quote_str
 
 _DEC = DECIMAL_SQL
 MAP_TYPE = "MAP(VARCHAR, VARCHAR)"
