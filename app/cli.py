@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +13,7 @@ import typer
 from rich.table import Table
 
 from app import __version__
-from app.cli_common import cents_or_blank, err, fail, out, parse_options, progress, runtime
+from app.cli_common import cents_or_blank, err, fail, month_option, out, parse_options, progress, runtime
 from app.export_cli import export_app
 from app.fx_cli import fx_app
 from app.keys_cli import keys_app
@@ -72,18 +71,13 @@ def ingest(
     Runs the same job as the scheduler (trigger cli): under the source's lock (exit 1, "already running", when
     another run holds it), with retries of transient errors, recorded in `cloudtally runs`."""
     from app import sources as sources_mod
-    from app.costs import QueryError, parse_date
     from app.runs import run_source
 
     if fmt != "focus":
         fail(f"--format {fmt!r} is not supported by the quick path; configure the source with `sources add`", 2)
     if output not in ("table", "json"):
         fail("--output must be table or json", 2)
-    try:
-        month = parse_date("period", period)
-    except QueryError as exc:
-        fail(f"--period: {exc.message}", 2)
-    start = datetime(month.year, month.month, 1, tzinfo=timezone.utc) if month else None
+    start = month_option("period", period)
     rt = runtime()
     if source is None and sources_mod.get(rt, target) is None:
         fail(f"no source named {target!r}; add one with `cloudtally sources add`, or load FOCUS files with "
@@ -154,14 +148,10 @@ def quality(
     """Run the data-quality checks of a source now (freshness, completeness, duplicates, schema drift,
     restatements), store them and raise alert events for new failures. Exit 1 when a check failed."""
     from app import quality as quality_mod
-    from app.costs import QueryError, parse_date
 
-    try:
-        month = parse_date("period", period)
-    except QueryError as exc:
-        fail(f"--period: {exc.message}", 2)
+    month = month_option("period", period)
     rt = runtime()
-    periods = [datetime(month.year, month.month, 1, tzinfo=timezone.utc)] if month else None
+    periods = [month] if month else None
     try:
         checks = quality_mod.run_checks(rt, source, periods)
     except LookupError as exc:

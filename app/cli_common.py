@@ -34,6 +34,20 @@ def runtime():
     return rt
 
 
+def month_option(option: str, value: str | None):
+    """`--OPTION YYYY-MM` (or a day of the month) as the month's first instant in UTC; None when not given; exit 2
+    naming the option when it is not a date."""
+    from datetime import datetime, timezone
+
+    from app.costs import QueryError, parse_date
+
+    try:
+        day = parse_date(option, value)
+    except QueryError as exc:
+        fail(f"--{option}: {exc.message}", 2)
+    return datetime(day.year, day.month, 1, tzinfo=timezone.utc) if day else None
+
+
 def parse_options(items: list[str]) -> dict[str, str]:
     options = {}
     for item in items:

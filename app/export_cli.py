@@ -3,14 +3,13 @@ lake (app.lake), and the DDL that registers that lake in a query engine."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from app.cli_common import fail, out, parse_options, progress, runtime
+from app.cli_common import fail, month_option, out, parse_options, progress, runtime
 
 export_app = typer.Typer(help="Write warehouse data out in open formats.", no_args_is_help=True)
 
@@ -27,18 +26,13 @@ def export_focus(
     ),
 ) -> None:
     """Export the warehouse as a FOCUS Cost and Usage file, with FOCUS column names and metadata."""
-    from app.costs import QueryError, parse_date
     from app.export import FORMATS, export_focus as run_export
 
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}", 2)
     if focus_version not in ("1.2", "1.3"):
         fail("--focus-version must be 1.2 or 1.3", 2)
-    try:
-        period = parse_date("billing-period", billing_period)
-    except QueryError as exc:
-        fail(f"--{exc.parameter}: {exc.message}", 2)
-    start = datetime(period.year, period.month, 1, tzinfo=timezone.utc) if period else None
+    start = month_option("billing-period", billing_period)
     rt = runtime()
     with rt.warehouse.connect(read_only=True) as con:
         result = run_export(con, out_dir, fmt, focus_version, source, start, all_columns)
