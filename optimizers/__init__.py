@@ -5,8 +5,9 @@ read-only DuckDB connection to the warehouse; `optimizers.ledger.refresh` runs t
 in the control database (table `recommendations`) and checks earlier recommendations against newer data.
 
 One module per kind:
-- `optimizers.commitments`: commitment utilization and coverage from the FOCUS commitment columns, and purchase
-  recommendations (the newsvendor quantile, with the short-lookback guard);
+- `optimizers.commitments`: commitment purchase recommendations (the newsvendor quantile, with the
+  short-lookback guard), with `optimizers.commitment_kinds` (the rate table) and
+  `optimizers.commitment_utilization` (utilization and coverage from the FOCUS commitment columns);
 - `optimizers.waste`: billing-only findings (idle public IPs, unattached volumes, old snapshots, idle NAT gateways
   and load balancers, gp2 -> gp3, non-production resources running 24x7);
 - `optimizers.rightsizing` with `optimizers.metrics.{aws,azure,gcp}`: idle, over-provisioned and

@@ -176,14 +176,14 @@ def commitments_(
     from decimal import Decimal
 
     from app.costs import money_str
-    from optimizers import commitments
+    from optimizers import commitment_utilization
 
     for name, value in (("--start", start), ("--end", end)):
         if value is not None and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", value):
             fail(f"{name} {value!r} is not YYYY-MM", 2)
     rt = runtime()
     with rt.warehouse.connect(read_only=True) as con:
-        result = commitments.utilization(con, start, end, provider)
+        result = commitment_utilization.utilization(con, start, end, provider)
     text = lambda row: {k: (money_str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}  # noqa: E731
     if fmt == Fmt.json:
         print(json.dumps({"start": result["start"], "end": result["end"],

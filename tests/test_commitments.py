@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from optimizers import commitments, money
+from optimizers import commitment_utilization, commitments, money
 from optimizers.commitments import Plan, optimal_usage_level, recommend_level, savings
 from tests.optimizer_fixtures import demo_rt, ingest_rows, line  # noqa: F401 - fixtures
 
@@ -114,7 +114,7 @@ def _prorate(amount: Decimal, start: datetime, end: datetime, lo: datetime, hi: 
 
 def test_demo_utilization_identities(demo_rt):
     with demo_rt.warehouse.connect(read_only=True) as con:
-        result = commitments.utilization(con, "2026-08", "2026-11")
+        result = commitment_utilization.utilization(con, "2026-08", "2026-11")
     rows = {(c["commitment_id"], c["month"]): c for c in result["commitments"]}
     ids = {c for c, _ in rows}
     assert len(ids) == 4  # the SP, the RDS RI, the Azure reservation, the GCP CUD
@@ -159,7 +159,7 @@ def test_demo_utilization_identities(demo_rt):
 
 def test_demo_coverage_and_savings_rate(demo_rt):
     with demo_rt.warehouse.connect(read_only=True) as con:
-        result = commitments.utilization(con, "2026-10", None, provider="Microsoft")
+        result = commitment_utilization.utilization(con, "2026-10", None, provider="Microsoft")
     assert {p["provider"] for p in result["providers"]} == {"Microsoft"} and result["end"] == "2026-11"
     usd = next(p for p in result["providers"] if p["currency"] == "USD")
     lines = _rows(demo_rt, 'SELECT "CommitmentDiscountStatus", "ContractedCost", "ListCost", "EffectiveCost" '

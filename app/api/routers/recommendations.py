@@ -134,13 +134,13 @@ def get_utilization(
     at contracted prices. Per provider, currency and month: eligible usage, coverage, commitment cost, unused cost
     and the effective savings rate. Money as decimal strings, ratios as 4-decimal strings."""
     from app.costs import money_str
-    from optimizers import commitments
+    from optimizers import commitment_utilization
 
     if start and end and start >= end:
         from app.costs import QueryError
 
         raise QueryError("end", f"end {end} is not after start {start}")
-    result = commitments.utilization(con, start, end, provider)
+    result = commitment_utilization.utilization(con, start, end, provider)
 
     def text(row: dict) -> dict:
         from decimal import Decimal
