@@ -1,8 +1,9 @@
 """Azure sources' Cost Management exports, seen from CloudTally: create or update them, run them, read their runs,
 and cross-check a loaded month against the service's own total (Query API).
 
-The SDK calls, retries and error messages live in connectors/azure/management.py; this module ties them to a
-configured source (its location and options) and to the warehouse.
+The SDK calls live in connectors/azure/export_definitions.py and export_runs.py, the retries and error messages in
+connectors/azure/management.py; this module ties them to a configured source (its location and options) and to the
+warehouse.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, Mapping
 
 from app.runtime import Runtime
 from app.warehouse import COST_TABLE
-from connectors.azure import management as m
+from connectors.azure import export_definitions, export_runs
 from connectors.base import IngestError
 
 
@@ -24,22 +25,22 @@ def _kwargs(options: Mapping[str, str]) -> dict[str, Any]:
 
 def ensure(fmt: str, location: str, options: Mapping[str, str], *, run: bool = False,
            credential: Any = None) -> list[dict[str, Any]]:
-    """Create or update the export(s) a source reads (see management.specs_for_source); with `run`, start a run of
-    each now. Returns ensure_export's result per export, plus "ran": bool."""
+    """Create or update the export(s) a source reads (see export_definitions.specs_for_source); with `run`, start a
+    run of each now. Returns ensure_export's result per export, plus "ran": bool."""
     results = []
-    for spec in m.specs_for_source(fmt, location, options):
-        result = m.ensure_export(spec, credential, **_kwargs(options))
+    for spec in export_definitions.specs_for_source(fmt, location, options):
+        result = export_definitions.ensure_export(spec, credential, **_kwargs(options))
         if run:
-            m.run_export(spec, credential, **_kwargs(options))
+            export_runs.run_export(spec, credential, **_kwargs(options))
         results.append(result | {"ran": run})
     return results
 
 
 @dataclass
 class ExportStatus:
-    spec: m.ExportSpec
-    verdict: m.RunVerdict
-    history: list[m.RunStatus]
+    spec: export_definitions.ExportSpec
+    verdict: export_runs.RunVerdict
+    history: list[export_runs.RunStatus]
 
 
 def status(fmt: str, location: str, options: Mapping[str, str], *, run_if_due: bool = False,
@@ -48,13 +49,13 @@ def status(fmt: str, location: str, options: Mapping[str, str], *, run_if_due: b
     each export that is due (its status is then read again)."""
     now = now or datetime.now(timezone.utc)
     out = []
-    for spec in m.specs_for_source(fmt, location, options):
-        history = m.execution_history(spec, credential, **_kwargs(options))
-        verdict = m.run_due_or_failed(history, now, spec.timeframe)
+    for spec in export_definitions.specs_for_source(fmt, location, options):
+        history = export_runs.execution_history(spec, credential, **_kwargs(options))
+        verdict = export_runs.run_due_or_failed(history, now, spec.timeframe)
         if run_if_due and verdict.due:
-            m.run_export(spec, credential, **_kwargs(options))
-            history = m.execution_history(spec, credential, **_kwargs(options))
-            verdict = m.run_due_or_failed(history, now, spec.timeframe)
+            export_runs.run_export(spec, credential, **_kwargs(options))
+            history = export_runs.execution_history(spec, credential, **_kwargs(options))
+            verdict = export_runs.run_due_or_failed(history, now, spec.timeframe)
         out.append(ExportStatus(spec, verdict, history))
     return out
 
@@ -79,7 +80,7 @@ def check_month(rt: Runtime, source_name: str, options: Mapping[str, str], month
     scope = (options.get("scope") or "").strip()
     if not scope:
         raise IngestError("the month check needs --option scope=… on the source (the export's scope)")
-    service = m.month_total(scope, month, "ActualCost", credential, **_kwargs(options))
+    service = export_runs.month_total(scope, month, "ActualCost", credential, **_kwargs(options))
     start = datetime.strptime(month, "%Y-%m")
     with rt.warehouse.connect(read_only=True) as con:
         rows = con.execute(

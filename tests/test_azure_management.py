@@ -19,7 +19,16 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from azure.core.credentials import AccessToken
 
-from connectors.azure import management as m
+from connectors.azure.export_definitions import ExportSpec, ensure_export, export_body
+from connectors.azure.export_runs import (
+    RunStatus,
+    execution_history,
+    month_total,
+    parse_history,
+    run_due_or_failed,
+    run_export,
+)
+from connectors.azure.management import make_client
 from connectors.base import IngestError
 
 SCOPE = "/subscriptions/00000000-0000-0000-0000-0000000000aa"
@@ -147,17 +156,17 @@ def cm():
     server.server_close()
 
 
-def spec(**kw) -> m.ExportSpec:
+def spec(**kw) -> ExportSpec:
     base = dict(scope=SCOPE, name="cloudtally-focus", storage_account_id=STORAGE, container="exports",
                 root_folder_path="cost", dataset="FocusCost", data_version="1.2-preview", format="Parquet",
                 schedule_from=datetime(2026, 3, 16, tzinfo=timezone.utc))
     base.update(kw)
-    return m.ExportSpec(**base)
+    return ExportSpec(**base)
 
 
 def client(cm, **kw):
     kw.setdefault("sleep", lambda s: None)
-    return m.make_client(FakeCredential(), base_url=cm.url, **kw)
+    return make_client(FakeCredential(), base_url=cm.url, **kw)
 
 
 def puts(cm):
@@ -168,7 +177,7 @@ def puts(cm):
 
 
 def test_create_when_absent_sends_the_full_definition(cm):
-    result = m.ensure_export(spec(), client=client(cm))
+    result = ensure_export(spec(), client=client(cm))
     assert result["action"] == "created"
     assert [r["method"] for r in cm.requests] == ["GET", "PUT"]
     put = puts(cm)[0]
@@ -194,10 +203,10 @@ def test_monthly_close_and_csv_defaults():
         "ActualCost", "Csv", "gzip", "CreateNewReport", None)
     close = s.monthly_close()
     assert (close.name, close.timeframe, close.recurrence) == ("cloudtally-focus-close", "TheLastMonth", "Monthly")
-    body = m.export_body(close)
+    body = export_body(close)
     assert body["properties"]["definition"]["timeframe"] == "TheLastMonth"
     assert body["properties"]["definition"]["dataSet"] == {"granularity": "Daily"}
-    assert m.ExportSpec(scope=SCOPE, name="f", storage_account_id=STORAGE, container="c").data_version == "1.0r2"
+    assert ExportSpec(scope=SCOPE, name="f", storage_account_id=STORAGE, container="c").data_version == "1.0r2"
     with pytest.raises(ValueError, match="Parquet compression 'gzip'"):
         spec(compression="gzip")
     with pytest.raises(ValueError, match="dataset 'Usage2'"):
@@ -207,29 +216,29 @@ def test_monthly_close_and_csv_defaults():
 
 
 def test_create_without_start_schedules_next_midnight(cm):
-    m.ensure_export(spec(schedule_from=None), client=client(cm), now=datetime(2026, 3, 15, 17, 5, tzinfo=timezone.utc))
+    ensure_export(spec(schedule_from=None), client=client(cm), now=datetime(2026, 3, 15, 17, 5, tzinfo=timezone.utc))
     assert puts(cm)[0]["body"]["properties"]["schedule"]["recurrencePeriod"] == {"from": "2026-03-16T00:00:00Z"}
 
 
 def test_identical_definition_is_left_alone(cm):
     c = client(cm)
-    m.ensure_export(spec(), client=c)
+    ensure_export(spec(), client=c)
     cm.requests.clear()
     # Same definition, different casing in enum-like values and the storage id (the service lowercased it).
-    result = m.ensure_export(spec(dataset="focuscost", format="parquet"), client=c)
+    result = ensure_export(spec(dataset="focuscost", format="parquet"), client=c)
     assert result == {"action": "unchanged", "scope": SCOPE, "export": "cloudtally-focus", "changes": {}}
     assert [r["method"] for r in cm.requests] == ["GET"]
     # Without a start date the existing one is kept: still no change.
-    assert m.ensure_export(spec(schedule_from=None), client=c)["action"] == "unchanged"
+    assert ensure_export(spec(schedule_from=None), client=c)["action"] == "unchanged"
     assert not puts(cm)
 
 
 def test_different_definition_is_updated_with_etag(cm):
     c = client(cm)
-    m.ensure_export(spec(), client=c)
+    ensure_export(spec(), client=c)
     etag = cm.exports[(SCOPE.lower(), "cloudtally-focus")]["eTag"]
     cm.requests.clear()
-    result = m.ensure_export(spec(data_version="1.0r2", root_folder_path="cost2", schedule_from=None), client=c)
+    result = ensure_export(spec(data_version="1.0r2", root_folder_path="cost2", schedule_from=None), client=c)
     assert result["action"] == "updated"
     assert result["changes"] == {
         "properties.deliveryInfo.destination.rootFolderPath": {"from": "cost", "to": "cost2"},
@@ -240,7 +249,7 @@ def test_different_definition_is_updated_with_etag(cm):
     assert put["properties"]["definition"]["dataSet"]["configuration"]["dataVersion"] == "1.0r2"
     # The existing recurrence start is kept.
     assert put["properties"]["schedule"]["recurrencePeriod"] == {"from": "2026-03-16T00:00:00Z"}
-    assert m.ensure_export(spec(data_version="1.0r2", root_folder_path="cost2"), client=c)["action"] == "unchanged"
+    assert ensure_export(spec(data_version="1.0r2", root_folder_path="cost2"), client=c)["action"] == "unchanged"
 
 
 # ------------------------------------------------------------------------------------------- run and history
@@ -248,18 +257,18 @@ def test_different_definition_is_updated_with_etag(cm):
 
 def test_run_export_posts_run(cm):
     c = client(cm)
-    m.ensure_export(spec(), client=c)
-    m.run_export(spec(), client=c)
+    ensure_export(spec(), client=c)
+    run_export(spec(), client=c)
     run = cm.requests[-1]
     assert (run["method"], run["path"]) == ("POST", f"{SCOPE}/providers/Microsoft.CostManagement/exports/"
                                                     "cloudtally-focus/run")
-    history = m.execution_history(spec(), client=c)
+    history = execution_history(spec(), client=c)
     assert [(r.run_id, r.status, r.execution_type) for r in history] == [("run-new", "Queued", "OnDemand")]
 
 
 def test_run_missing_export_says_export_not_found(cm):
     with pytest.raises(IngestError) as err:
-        m.run_export(spec(name="nope"), client=client(cm))
+        run_export(spec(name="nope"), client=client(cm))
     msg = str(err.value)
     assert "export 'nope' not found on " + SCOPE in msg and "404" in msg
 
@@ -284,7 +293,7 @@ HISTORY = {"value": [
 def test_history_parsing_includes_failed_message(cm):
     c = client(cm)
     cm.history[(SCOPE.lower(), "cloudtally-focus")] = HISTORY["value"]
-    runs = m.execution_history(spec(), client=c)
+    runs = execution_history(spec(), client=c)
     assert [r.run_id for r in runs] == ["r2", "r1"]  # newest first
     failed, done = runs
     assert failed.status == "Failed" and failed.error_code == "StorageAccessDenied"
@@ -297,30 +306,30 @@ def test_history_parsing_includes_failed_message(cm):
 
 
 def test_run_due_or_failed():
-    runs = m.parse_history(HISTORY)
+    runs = parse_history(HISTORY)
     now = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)
-    v = m.run_due_or_failed(runs, now)
+    v = run_due_or_failed(runs, now)
     assert v.due and v.failed
     assert "r2 failed" in v.message and "StorageAccessDenied: The export could not write" in v.message
     assert v.last.run_id == "r2"
     # The day before, r1 completed that day: nothing due, nothing failed yet.
-    v = m.run_due_or_failed(runs[1:], datetime(2026, 3, 14, 23, 0, tzinfo=timezone.utc))
+    v = run_due_or_failed(runs[1:], datetime(2026, 3, 14, 23, 0, tzinfo=timezone.utc))
     assert not v.due and not v.failed and "already delivered today" in v.message
     # A later successful run clears the failure and the due flag.
-    ok = m.RunStatus(run_id="r3", status="Completed", submitted_time=datetime(2026, 3, 15, 9, tzinfo=timezone.utc),
+    ok = RunStatus(run_id="r3", status="Completed", submitted_time=datetime(2026, 3, 15, 9, tzinfo=timezone.utc),
                      processing_end_time=datetime(2026, 3, 15, 9, 30, tzinfo=timezone.utc))
-    v = m.run_due_or_failed(runs + [ok], now)
+    v = run_due_or_failed(runs + [ok], now)
     assert not v.due and not v.failed
     # A queued run today: not due (already asked for), the earlier failure still reported.
-    queued = m.RunStatus(run_id="r4", status="Queued", submitted_time=datetime(2026, 3, 15, 11, tzinfo=timezone.utc))
-    v = m.run_due_or_failed(runs + [queued], now)
+    queued = RunStatus(run_id="r4", status="Queued", submitted_time=datetime(2026, 3, 15, 11, tzinfo=timezone.utc))
+    v = run_due_or_failed(runs + [queued], now)
     assert not v.due and v.failed and "queued or in progress" in v.message
-    assert m.run_due_or_failed([], now).due
+    assert run_due_or_failed([], now).due
     # Previous-month export: r1 covers March, so in April the March close is due, in March not.
-    assert m.run_due_or_failed(runs, datetime(2026, 4, 2, tzinfo=timezone.utc), "TheLastMonth").due
-    feb = m.RunStatus(run_id="c", status="Completed", start_date=datetime(2026, 2, 1, tzinfo=timezone.utc),
+    assert run_due_or_failed(runs, datetime(2026, 4, 2, tzinfo=timezone.utc), "TheLastMonth").due
+    feb = RunStatus(run_id="c", status="Completed", start_date=datetime(2026, 2, 1, tzinfo=timezone.utc),
                       submitted_time=datetime(2026, 3, 1, 5, tzinfo=timezone.utc))
-    assert not m.run_due_or_failed([feb], now, "TheLastMonth").due
+    assert not run_due_or_failed([feb], now, "TheLastMonth").due
 
 
 # ------------------------------------------------------------------------------------------------- throttling
@@ -329,9 +338,9 @@ def test_run_due_or_failed():
 def test_429_retry_after_is_waited_out_then_succeeds(cm):
     cm.fail("GET", r"/exports/cloudtally-focus$", 429, {"error": {"code": "TooManyRequests", "message": "slow"}},
             headers={"Retry-After": "1"})
-    c = m.make_client(FakeCredential(), base_url=cm.url)  # real sleep
+    c = make_client(FakeCredential(), base_url=cm.url)  # real sleep
     started = time.monotonic()
-    result = m.ensure_export(spec(), client=c)
+    result = ensure_export(spec(), client=c)
     elapsed = time.monotonic() - started
     assert result["action"] == "created"
     gets = [r for r in cm.requests if r["method"] == "GET"]
@@ -349,7 +358,7 @@ def test_cost_management_retry_after_header_honoured_on_post(cm):
             headers={"x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after": "7"}, times=2)
     slept = []
     c = client(cm, sleep=slept.append)
-    assert m.month_total(SCOPE, "2026-02", client=c) == {"USD": Decimal("1.5")}
+    assert month_total(SCOPE, "2026-02", client=c) == {"USD": Decimal("1.5")}
     assert slept == [7.0, 7.0]
     assert len([r for r in cm.requests if r["path"].endswith("/query")]) == 3
 
@@ -360,7 +369,7 @@ def test_429_forever_gives_a_clear_error_after_bounded_attempts(cm):
     slept = []
     c = client(cm, max_attempts=3, sleep=slept.append)
     with pytest.raises(IngestError) as err:
-        m.run_export(spec(), client=c)
+        run_export(spec(), client=c)
     msg = str(err.value)
     assert "throttled" in msg and "429 after 3 attempts" in msg and "cloudtally-focus" in msg and SCOPE in msg
     assert "Retry-After 2 s" in msg
@@ -373,7 +382,7 @@ def test_429_asking_too_long_a_wait_fails_at_once(cm):
             headers={"Retry-After": "3600"}, times=100)
     slept = []
     with pytest.raises(IngestError, match="asked to wait 3600 s, longer than the 300 s"):
-        m.execution_history(spec(), client=client(cm, sleep=slept.append))
+        execution_history(spec(), client=client(cm, sleep=slept.append))
     assert slept == [] and len(cm.requests) == 1
 
 
@@ -384,20 +393,20 @@ def test_403_names_the_role_and_scope(cm):
     cm.fail("GET", r"/exports/", 403, {"error": {"code": "AuthorizationFailed", "message":
                                                  "The client 'abc' does not have authorization to perform action"}})
     with pytest.raises(IngestError) as err:
-        m.ensure_export(spec(), client=client(cm))
+        ensure_export(spec(), client=client(cm))
     msg = str(err.value)
     assert f"needs Cost Management Reader (or Cost Management Contributor) on {SCOPE}" in msg
     assert "'cloudtally-focus'" in msg and "AuthorizationFailed" in msg
     cm.fail("PUT", r"/exports/", 403, {"error": {"code": "AuthorizationFailed", "message": "denied"}})
     with pytest.raises(IngestError, match=f"needs Cost Management Contributor on {re.escape(SCOPE)}"):
-        m.ensure_export(spec(), client=client(cm))
+        ensure_export(spec(), client=client(cm))
 
 
 def test_400_carries_the_service_message(cm):
     cm.fail("PUT", r"/exports/", 400, {"error": {"code": "BadRequest", "message":
                                                  "Invalid dataVersion '9.9' for FocusCost."}})
     with pytest.raises(IngestError) as err:
-        m.ensure_export(spec(data_version="9.9"), client=client(cm))
+        ensure_export(spec(data_version="9.9"), client=client(cm))
     assert "rejected the request to create export 'cloudtally-focus' on " + SCOPE in str(err.value)
     assert "BadRequest: Invalid dataVersion '9.9' for FocusCost." in str(err.value)
 
@@ -406,12 +415,12 @@ def test_404_scope_not_found(cm):
     cm.fail("GET", r"/exports/", 404, {"error": {"code": "SubscriptionNotFound",
                                                  "message": "The subscription could not be found."}})
     with pytest.raises(IngestError, match=f"scope {re.escape(SCOPE)} not found"):
-        m.ensure_export(spec(), client=client(cm))
+        ensure_export(spec(), client=client(cm))
 
 
 def test_plain_http_refused_off_loopback():
     with pytest.raises(ValueError, match="only sent over https"):
-        m.make_client(FakeCredential(), base_url="http://example.com")
+        make_client(FakeCredential(), base_url="http://example.com")
 
 
 # --------------------------------------------------------------------------------------------------- month_total
@@ -424,14 +433,14 @@ def test_month_total_exact_decimal_per_currency(cm):
         '"columns":[{"name":"totalCost","type":"Number"},{"name":"Currency","type":"String"}],'
         '"rows":[[12345.678901234567890123,"USD"],[0.100000000000000000001,"USD"],[99,"EUR"],'
         '[1e-12,"EUR"]]}}')
-    totals = m.month_total(SCOPE, "2026-02", "AmortizedCost", client=client(cm))
+    totals = month_total(SCOPE, "2026-02", "AmortizedCost", client=client(cm))
     assert totals == {"USD": Decimal("12345.778901234567890123001"), "EUR": Decimal("99.000000000001")}
     body = [r for r in cm.requests if r["path"].endswith("/query")][0]["body"]
     assert body == {"type": "AmortizedCost", "timeframe": "Custom",
                     "timePeriod": {"from": "2026-02-01T00:00:00Z", "to": "2026-02-28T23:59:59Z"},
                     "dataset": {"aggregation": {"totalCost": {"name": "PreTaxCost", "function": "Sum"}}}}
     with pytest.raises(ValueError, match="FocusCost is an export type only"):
-        m.month_total(SCOPE, "2026-02", "FocusCost", client=client(cm))
+        month_total(SCOPE, "2026-02", "FocusCost", client=client(cm))
 
 
 def test_default_credential_is_used_when_none_given(monkeypatch, cm):
@@ -444,5 +453,5 @@ def test_default_credential_is_used_when_none_given(monkeypatch, cm):
 
     import azure.identity
     monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Default)
-    assert m.ensure_export(spec(), base_url=cm.url, sleep=lambda s: None)["action"] == "created"
+    assert ensure_export(spec(), base_url=cm.url, sleep=lambda s: None)["action"] == "created"
     assert len(made) == 1 and made[0].calls >= 1
