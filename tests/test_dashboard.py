@@ -275,6 +275,37 @@ def test_spend_numbers_equal_the_api(demo_server, browser, downloads):
     shot(browser, "spend-services")
 
 
+def test_spend_in_one_reporting_currency(demo_server, browser):
+    """"Report in" converts with finance's monthly rates (/v1/fx-rates): one total, the API's converted rows, the
+    rates used named under the totals; a missing rate is the API's error, shown in the panel."""
+    import urllib.request
+
+    rates = {"rates": [{"month": "2026-10", "currency": "EUR", "to_currency": "USD", "rate": "1.0825",
+                        "source": "test rate"}]}
+    req = urllib.request.Request(f"{demo_server.base}/v1/fx-rates", data=json.dumps(rates).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert json.load(r) == {"stored": 1}
+    query = {"start": "2026-10-01", "end": "2026-11-01", "granularity": "month", "group_by": ["ProviderName"],
+             "metric": "EffectiveCost", "currency": "USD"}
+    open_view(browser, f"{demo_server.base}/#spend?start=2026-10-01&end=2026-11-01&granularity=month"
+                       "&group_by=ProviderName&metric=EffectiveCost&report_in=USD", "spend")
+    body = demo_server.api("/costs", query)
+    assert body["conversion"]["rates"] == [{"currency": "EUR", "month": "2026-10", "rate": "1.0825",
+                                            "source": "test rate"}] and len(body["totals"]) == 1
+    native = demo_server.api("/costs", {k: v for k, v in query.items() if k != "currency"})
+    assert {t["currency"] for t in native["totals"]} == {"USD", "EUR"}  # the demo bills in two currencies
+    assert page_totals(browser, "#view-spend") == {"USD": body["totals"][0]["cost"]}
+    note = browser.execute_script("return document.querySelector('#view-spend p.conversion').textContent")
+    assert "EUR 2026-10 × 1.0825 (test rate)" in note
+    check_costs_table(read_table(browser, "#view-spend .panel.costs table"), body, "USD")
+    assert browser.execute_script("return document.querySelector('#view-spend [name=report_in]').value") == "USD"
+    # no GBP rates: the panel shows the API's problem, naming the currencies and the month
+    open_view(browser, f"{demo_server.base}/#spend?start=2026-10-01&end=2026-11-01&report_in=GBP", "spend")
+    problem = browser.execute_script("return document.querySelector('#view-spend .panel.costs .problem').textContent")
+    assert "no exchange rate into GBP" in problem and "EUR for 2026-10" in problem
+
+
 def test_movers_coverage_and_health_with_a_finance_key(keyed_server, browser, downloads):
     base, key = keyed_server.base, keyed_server.keys["finance"]
     browser.get("about:blank")

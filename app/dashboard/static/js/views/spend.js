@@ -1,4 +1,5 @@
-// Spend over time: /v1/costs stacked by a dimension, one currency at a time (currencies are never added).
+// Spend over time: /v1/costs stacked by a dimension, one currency at a time (currencies are never added), or all of
+// it in one reporting currency ("Report in", the API's `currency`: finance's monthly rates from /v1/fx-rates).
 import { api } from "../api.js";
 import { PALETTE, OTHER_COLOUR, stackedBars, legend } from "../chart.js";
 import * as D from "../decimal.js";
@@ -8,8 +9,9 @@ export const GROUPS = ["ProviderName", "ServiceName", "ServiceCategory", "team",
   "SubAccountId", "RegionId", "ChargeCategory", "BillingCurrency"];
 const TOP = PALETTE.length; // series shown; the rest is "Other" (exact sum)
 
-// The query form: every field is an API parameter (start, end, granularity, group_by, metric, filter).
-export function queryForm(state, onSubmit, { fixed = {}, fields = ["start", "end", "granularity", "group_by", "metric", "filter"] } = {}) {
+// The query form: every field is an API parameter (start, end, granularity, group_by, metric, filter, and
+// report_in, sent as `currency`).
+export function queryForm(state, onSubmit, { fixed = {}, fields = ["start", "end", "granularity", "group_by", "metric", "filter", "report_in"] } = {}) {
   const id = nextId("q");
   const form = h("form", { class: "query", "aria-label": "Query" });
   const field = (name, label, control) => h("div", { class: "field" }, h("label", { for: `${id}-${name}` }, label), control);
@@ -41,12 +43,17 @@ export function queryForm(state, onSubmit, { fixed = {}, fields = ["start", "end
     form.append(field("filter", "Filters (KEY=VALUE, one a line)", h("textarea", { id: `${id}-filter`, name: "filter", rows: 1, cols: 26,
       placeholder: "ProviderName=AWS" }, own.join("\n"))));
   }
+  if (fields.includes("report_in")) {
+    form.append(field("report_in", "Report in", h("input", { id: `${id}-report_in`, name: "report_in", value: state.report_in || "",
+      size: 4, maxlength: 3, pattern: "[A-Za-z]{3}", placeholder: "each", title: "A currency code (e.g. EUR) to convert every row into with the monthly rates of /v1/fx-rates; empty: each billing currency on its own" })));
+  }
   form.append(h("button", { type: "submit" }, "Apply"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const fd = new FormData(form);
     const next = { ...state };
     for (const k of ["start", "end", "granularity", "metric"]) if (fd.has(k)) next[k] = fd.get(k) || undefined;
+    if (fd.has("report_in")) next.report_in = String(fd.get("report_in")).trim().toUpperCase() || undefined;
     if (fd.has("group_by")) next.group_by = String(fd.get("group_by")).split(",").map((s) => s.trim()).filter(Boolean);
     if (fd.has("filter")) next.filter = String(fd.get("filter")).split("\n").map((s) => s.trim()).filter(Boolean);
     onSubmit(next);
@@ -91,7 +98,7 @@ export async function costsPanel(root, state, setState, { fixed = {}, title = "S
   const params = { start: state.start, end: state.end, granularity: state.granularity || "day",
     group_by: state.group_by?.length ? state.group_by : ["ProviderName"], metric: state.metric || "EffectiveCost",
     filter: [...(state.filter || []).filter((f) => !Object.keys(fixed).some((k) => f.startsWith(`${k}=`))),
-      ...Object.entries(fixed).map(([k, v]) => `${k}=${v}`)] };
+      ...Object.entries(fixed).map(([k, v]) => `${k}=${v}`)], currency: state.report_in || undefined };
   const panel = h("section", { class: "panel costs", "aria-labelledby": nextId("h") });
   const heading = h("h2", { id: panel.getAttribute("aria-labelledby") }, title);
   panel.append(heading);
@@ -100,12 +107,13 @@ export async function costsPanel(root, state, setState, { fixed = {}, title = "S
   try {
     body = await api("/costs", params);
   } catch (err) {
-    panel.append(queryForm(params, setState, { fixed }), problemBox(err, "costs"));
+    panel.append(queryForm({ ...params, report_in: params.currency }, setState, { fixed }), problemBox(err, "costs"));
     panel.dataset.state = "error";
     return;
   }
   const q = body.query;
-  const echo = { ...params, start: q.start, end: q.end, granularity: q.granularity, group_by: q.group_by, metric: q.metric };
+  const echo = { ...params, start: q.start, end: q.end, granularity: q.granularity, group_by: q.group_by, metric: q.metric,
+    report_in: q.currency || undefined };
   panel.append(queryForm(echo, setState, { fixed }));
   const currencies = body.totals.map((t) => t.currency);
   const currency = currencies.includes(state.currency) ? state.currency
@@ -120,6 +128,11 @@ export async function costsPanel(root, state, setState, { fixed = {}, title = "S
   });
   if (!body.totals.length) totals.append("no costs in this window.");
   panel.append(totals);
+  if (body.conversion) {  // every rate the converted figures used, so a reader can check them
+    const used = body.conversion.rates.map((r) => `${r.currency} ${r.month} × ${r.rate}${r.source ? ` (${r.source})` : ""}`);
+    panel.append(h("p", { class: "conversion" }, `Converted into ${body.conversion.currency} with finance's monthly rates: `
+      + (used.length ? used.join(" · ") : "no conversion needed") + "."));
+  }
   if (!currency) { panel.dataset.state = "ready"; return; }
   const { periods, series } = buildSeries(body.rows, q.group_by, currency);
   // The API call that returns exactly the chart's rows: the same query, narrowed to the shown currency.
