@@ -3,8 +3,8 @@
 Which usage each kind of commitment (Savings Plans, reserved instances, Azure reservations and savings plan, GCP
 CUDs) can cover, as SQL over the FOCUS columns; the instance family and AWS normalization factor of an instance
 type (size-flexible reservations count normalized units); the discount of each purchase option, from the table or
-scaled to the discount observed in the bill. optimizers/commitments.py turns these into utilization figures and
-purchase recommendations.
+scaled to the discount observed in the bill. optimizers/commitment_utilization.py turns these into utilization
+figures, optimizers/commitments.py into purchase recommendations.
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ alias table and the actual/amortized join in `mapping.py`; FocusCost goes throug
 columns reported).
 
 Permissions: Storage Blob Data Reader on the export's container (and a storage firewall that admits this
-machine). Managing the exports themselves (management.py) needs Cost Management Contributor on the scope.
+machine). Managing the exports themselves (export_definitions.py, export_runs.py) needs Cost Management Contributor
+on the scope.
 """
 from __future__ import annotations
 
