@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from app import currency
+from app import currency as fx
 from app.api.auth import ANY, FINANCE
 from app.api.deps import db_session
 from app.api.problems import PROBLEM_RESPONSES, problem
@@ -38,7 +38,7 @@ class RatesIn(BaseModel):
                                 max_length=10_000)
 
 
-def _invalid(request: Request, exc: currency.RateError):
+def _invalid(request: Request, exc: fx.RateError):
     return problem(400, "Invalid exchange rate", str(exc), instance=str(request.url.path), errors=exc.problems)
 
 
@@ -53,9 +53,9 @@ def list_rates(
                                            "/v1/fx-rates/import takes."),
 ):
     """Every rate, ordered by target currency, source currency and month."""
-    rows = currency.list_rates(session, to_currency, from_currency)
+    rows = fx.list_rates(session, to_currency, from_currency)
     if format == "csv":
-        return Response(currency.to_csv(rows), media_type="text/csv; charset=utf-8",
+        return Response(fx.to_csv(rows), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="fx-rates.csv"'})
     return {"rates": [r.to_dict() for r in rows]}
 
@@ -67,13 +67,13 @@ def put_rates(request: Request, body: RatesIn, session: Session = Depends(db_ses
     rates, problems = [], []
     for i, r in enumerate(body.rates):
         try:
-            rates.append(currency.check_rate(r.month, r.currency, r.to_currency, r.rate, r.source))
+            rates.append(fx.check_rate(r.month, r.currency, r.to_currency, r.rate, r.source))
         except ValueError as exc:
             field, _, detail = str(exc).partition(": ")
             problems.append({"parameter": f"rates[{i}].{field}", "detail": detail})
     if problems:
-        return _invalid(request, currency.RateError(problems))
-    count = currency.set_rates(session, rates)
+        return _invalid(request, fx.RateError(problems))
+    count = fx.set_rates(session, rates)
     session.commit()
     return {"stored": count}
 
@@ -86,31 +86,33 @@ async def import_rates(request: Request, session: Session = Depends(db_session))
     inserts or replaces each row's rate. All or nothing: each problem names its row and column."""
     raw = await request.body()
     if len(raw) > MAX_CSV:
-        return _invalid(request, currency.RateError([{"parameter": "body", "detail": "larger than 5 MB"}]))
+        return _invalid(request, fx.RateError([{"parameter": "body", "detail": "larger than 5 MB"}]))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return _invalid(request, currency.RateError([{"parameter": "body", "detail": "not UTF-8"}]))
+        return _invalid(request, fx.RateError([{"parameter": "body", "detail": "not UTF-8"}]))
     try:
-        rates = currency.parse_csv(text, "body")
-    except currency.RateError as exc:
+        rates = fx.parse_csv(text, "body")
+    except fx.RateError as exc:
         return _invalid(request, exc)
-    count = currency.set_rates(session, rates)
+    count = fx.set_rates(session, rates)
     session.commit()
     return {"stored": count}
 
 
-@router.delete("/{currency_code}/{to_currency}/{month}", summary="Delete an exchange rate", dependencies=[FINANCE],
+@router.delete("/{currency}/{to_currency}/{month}", summary="Delete an exchange rate", dependencies=[FINANCE],
                responses={**PROBLEM_RESPONSES, **NOT_FOUND})
 def delete_rate(
     request: Request,
-    currency_code: str = Path(description="Currency converted from.", pattern=CODE),
+    currency: str = Path(description="Currency converted from.", pattern=CODE),
     to_currency: str = Path(description="Currency converted into.", pattern=CODE),
     month: str = Path(description="YYYY-MM", pattern=r"^\d{4}-\d{2}$"),
     session: Session = Depends(db_session),
 ):
-    if not currency.delete_rate(session, month, currency_code, to_currency):
-        return problem(404, "Not found", f"no rate from {currency_code.upper()} to {to_currency.upper()} for {month}",
+    """Delete one month's rate from `currency` into `to_currency`; cost queries of that month in `to_currency`
+    then fail until a rate is set again."""
+    if not fx.delete_rate(session, month, currency, to_currency):
+        return problem(404, "Not found", f"no rate from {currency.upper()} to {to_currency.upper()} for {month}",
                        instance=str(request.url.path))
     session.commit()
-    return {"deleted": {"currency": currency_code.upper(), "to_currency": to_currency.upper(), "month": month}}
+    return {"deleted": {"currency": currency.upper(), "to_currency": to_currency.upper(), "month": month}}
