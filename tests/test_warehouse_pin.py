@@ -94,7 +94,7 @@ def test_a_dead_writers_intent_is_ignored_and_removed(warehouse):
 
 
 def test_an_idle_pin_is_let_go(warehouse, monkeypatch):
-    monkeypatch.setattr("app.warehouse.PIN_IDLE_S", 0.2)
+    monkeypatch.setattr("app.warehouse.reads.PIN_IDLE_S", 0.2)
     assert read(warehouse) == 0
     deadline = time.monotonic() + 5
     while warehouse._pin is not None and time.monotonic() < deadline:
@@ -174,7 +174,7 @@ def test_read_through_stays_within_its_budget(warehouse):
 
 
 def test_a_read_longer_than_the_idle_time_keeps_its_pin_and_answer(warehouse, monkeypatch):
-    monkeypatch.setattr("app.warehouse.PIN_IDLE_S", 0.2)
+    monkeypatch.setattr("app.warehouse.reads.PIN_IDLE_S", 0.2)
     warehouse.cache_limit_bytes = 1 << 20
     calls: list = []
 

@@ -4,6 +4,9 @@
 source had for each billing period being delivered, inserts the new rows, recounts what landed and compares it with
 the raw counts and sums the connector computed straight from the files. Any mismatch or error rolls everything
 back, so the previous data for those periods stays.
+
+Serving reads (the pinned read-only instance API requests share, and the read cache on it) is
+app.warehouse.reads, a mixin of `Warehouse`.
 """
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from app import MONEY_PRECISION
+from app.warehouse.reads import ReadServing
 
 COST_TABLE = "cost_and_usage"
 # Every inserted line takes its stable id (x_LineId, migrations/warehouse/0004) from this sequence.
@@ -151,88 +154,14 @@ class Resources:
     max_temp_size: str | None = None
 
 
-PIN_IDLE_S = 2.0  # a pinned reader instance is let go after this long without reads
-
-
-class Warehouse:
+class Warehouse(ReadServing):
     def __init__(self, path: Path, lock_timeout: float = 30.0, memory_limit: str | None = None,
                  resources: Resources | None = None):
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self.memory_limit = memory_limit
         self.resources = resources or Resources()
-        # Reader pinning (keep_readers_open(), used by the API server): opening the DuckDB file costs tens of ms
-        # (catalog, WAL), a connection to an instance already open in this process well under 1 ms. While pinned,
-        # one read-only connection stays open so every request's connect() reuses the instance. Writers announce
-        # themselves with an intent file beside the warehouse (this process or another one: `cloudtally ingest`
-        # while `serve` runs); a pinned reader that sees it lets go of the file and waits until the writer is done.
-        self._pin_enabled = False
-        self._pin: duckdb.DuckDBPyConnection | None = None
-        self._pin_lock = threading.Lock()
-        self._pin_watcher: threading.Thread | None = None
-        self._last_read = 0.0
-        self._reading = 0  # connections to the pinned instance now open (under _pin_lock)
-        # The pin's epoch: a number that changes whenever the pinned instance is (re)opened. While one pinned
-        # instance stays open nobody can write the file (DuckDB's read lock; in this process a read-write open of
-        # the same file waits for it, see connect), so anything computed from it stays true until the pin goes:
-        # the read cache (read_through) keys on the epoch and forgets everything when it changes.
-        self._epoch = 0
-        self._local = threading.local()  # the epoch the calling thread's last read connection was opened under
-        self._cache: dict[tuple, tuple[object, int]] = {}
-        self._cache_epoch = -1
-        self._cache_bytes = 0
-        self._cache_lock = threading.Lock()
-        self.cache_limit_bytes = 0  # 0: read_through computes every time
-
-    def keep_readers_open(self, enabled: bool = True) -> None:
-        """Pin a read-only instance while serving (see __init__); disabling releases it. A watcher thread lets go
-        of the file within ~0.1 s of a writer's announcement (another process needs no request here to get in)
-        and after PIN_IDLE_S without reads."""
-        self._pin_enabled = enabled
-        if not enabled:
-            self._release_pin()
-            return
-        if self._pin_watcher is None or not self._pin_watcher.is_alive():
-            self._pin_watcher = threading.Thread(target=self._watch_pin, name="warehouse-pin", daemon=True)
-            self._pin_watcher.start()
-
-    def _watch_pin(self) -> None:
-        while self._pin_enabled:
-            time.sleep(0.1)
-            idle = self._reading == 0 and time.monotonic() - self._last_read > PIN_IDLE_S
-            if self._pin is not None and (idle or self._writer_waiting()):
-                self._release_pin()
-
-    def _release_pin(self) -> None:
-        with self._pin_lock:
-            pin, self._pin = self._pin, None
-            if pin is not None:
-                self._epoch += 1  # the epoch ends before the file can change: no cache hit from here on
-                pin.close()
-
-    def _writer_waiting(self) -> bool:
-        """Whether a live writer (any process) has announced itself (`<warehouse>.write-intent.<pid>.<token>`);
-        a dead writer's intent file (killed mid-write) is removed."""
-        waiting = False
-        for intent in self.path.parent.glob(self.path.name + ".write-intent.*"):
-            try:
-                os.kill(int(intent.name.rsplit(".", 2)[-2]), 0)
-                waiting = True
-            except ProcessLookupError:
-                intent.unlink(missing_ok=True)
-            except (PermissionError, ValueError):
-                waiting = True
-        return waiting
-
-    @contextmanager
-    def _write_intent(self) -> Iterator[None]:
-        intent = self.path.with_name(f"{self.path.name}.write-intent.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-        intent.touch()
-        self._release_pin()
-        try:
-            yield
-        finally:
-            intent.unlink(missing_ok=True)
+        self._init_reads()  # reader pinning and the read cache (app.warehouse.reads)
 
     @contextmanager
     def connect(self, read_only: bool = False, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -253,9 +182,7 @@ class Warehouse:
             finally:
                 con.close()
                 if pinned:  # a read in flight is not idleness: a query longer than PIN_IDLE_S keeps its epoch
-                    with self._pin_lock:
-                        self._reading -= 1
-                        self._last_read = time.monotonic()
+                    self._end_pinned_read()
 
     def _configure(self, con: duckdb.DuckDBPyConnection, instance_wide: bool = False) -> None:
         r = self.resources
@@ -273,16 +200,7 @@ class Warehouse:
                     self._local.epoch = None
                     if not pinning:
                         return duckdb.connect(str(self.path), read_only=read_only)
-                    self._last_read = time.monotonic()
-                    with self._pin_lock:  # the pin cannot go while we connect: this is its instance
-                        if self._pin is None:
-                            pin = duckdb.connect(str(self.path), read_only=True)
-                            self._configure(pin, instance_wide=True)
-                            self._pin = pin
-                        con = duckdb.connect(str(self.path), read_only=True)
-                        self._local.epoch = self._epoch
-                        self._reading += 1
-                    return con
+                    return self._connect_pinned()
                 except (duckdb.IOException, duckdb.ConnectionException) as e:
                     if "lock" not in str(e).lower() and "different configuration" not in str(e).lower():
                         raise
@@ -292,40 +210,6 @@ class Warehouse:
                 raise WarehouseBusy(f"warehouse {self.path} is in use by another process: {what}")
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-
-    def read_through(self, key: tuple, compute: Callable[[duckdb.DuckDBPyConnection], object],
-                     size: Callable[[object], int] = len) -> object:
-        """compute(con) on a read-only connection, remembered under `key` for as long as the pinned instance it
-        was read from stays open (the data cannot change meanwhile, see __init__); the API answers repeated
-        queries from here. Off (computes every time) unless pinned and cache_limit_bytes > 0. Entries are dropped
-        least recently used first beyond cache_limit_bytes (as measured by `size`), and all at once when the
-        epoch changes (a writer came, or the pin idled out)."""
-        if self.cache_limit_bytes > 0 and self._pin_enabled:
-            with self._cache_lock:
-                if self._pin is not None and self._cache_epoch == self._epoch and key in self._cache:
-                    value, nbytes = self._cache.pop(key)
-                    self._cache[key] = (value, nbytes)  # most recently used last
-                    self._last_read = time.monotonic()
-                    return value
-        with self.connect(read_only=True) as con:
-            epoch = self._local.epoch
-            value = compute(con)
-        nbytes = size(value)
-        if epoch is None or self.cache_limit_bytes <= 0 or nbytes > self.cache_limit_bytes // 4:
-            return value
-        with self._cache_lock:
-            if self._cache_epoch != epoch:
-                if epoch != self._epoch:  # computed under an epoch that has ended: do not keep it
-                    return value
-                self._cache.clear()
-                self._cache_bytes, self._cache_epoch = 0, epoch
-            old = self._cache.pop(key, None)
-            self._cache_bytes += nbytes - (old[1] if old else 0)
-            self._cache[key] = (value, nbytes)
-            while self._cache_bytes > self.cache_limit_bytes:
-                oldest = next(iter(self._cache))
-                self._cache_bytes -= self._cache.pop(oldest)[1]
-        return value
 
     # -- schema ---------------------------------------------------------------------------------------------------
     def migrate(self) -> int:
