@@ -181,7 +181,7 @@ def main() -> None:
         results[measure] = json.loads(out.stdout.strip().splitlines()[-1])
         log(json.dumps(results[measure]))
     floor, apply_ = results["floor"], results["apply"]
-    print(f"| lines | rules | floor (CTAS copy) s | apply s | ratio | apply peak RSS MB | parts | unallocated parts |")
+    print("| lines | rules | floor (CTAS copy) s | apply s | ratio | apply peak RSS MB | parts | unallocated parts |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {args.rows:,} | 200 | {floor['seconds']} | {apply_['seconds']} | "
           f"{apply_['seconds'] / max(floor['seconds'], 0.01):.1f}x | {apply_['peak_rss_mb']} | {apply_['parts']:,} | "

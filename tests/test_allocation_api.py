@@ -6,9 +6,7 @@ from decimal import Decimal
 
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 
-from app.api import create_app
 from app.ingest import ingest
 from tests.helpers import api_client, cli, cli_json, read_rows
 from tests.test_allocation import AWS, RULES, assert_every_line_allocated_once

@@ -164,7 +164,7 @@ def test_manifest_naming_a_missing_file_fails_that_month_only(rt_any, s3, s3_end
     # October is restated, but one of its parts never arrives.
     fx.write_cur2(tmp_path, "e", fx.month_lines(2026, 10, scale=D(3)), run="exec-2")
     fx.upload(client, bucket, tmp_path, "x")
-    client.delete_object(Bucket=bucket, Key=f"x/e/data/BILLING_PERIOD=2026-10/e-exec-2-00002.snappy.parquet")
+    client.delete_object(Bucket=bucket, Key="x/e/data/BILLING_PERIOD=2026-10/e-exec-2-00002.snappy.parquet")
     with pytest.raises(IngestError, match=r"e-Manifest.json: manifest lists 1 file\(s\) that are not there: "
                                           r".*e-exec-2-00002.snappy.parquet"):
         ingest(rt_any, "aws")

@@ -2,7 +2,6 @@
 Storage (Azurite, a real blob service) and from local folders laid out as Azure delivers them."""
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 import sys

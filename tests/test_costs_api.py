@@ -6,11 +6,9 @@ import io
 from decimal import Decimal, localcontext
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.api import create_app
 from app.ingest import ingest
 from tests.conftest import make_runtime
 from tests.helpers import api_client, cli_json, read_rows, sums, write_csv

@@ -6,11 +6,9 @@ import csv
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app import quality, sources
-from app.api import create_app
 from app.control import AlertEvent, Delivery
 from app.runs import run_source
 from tests.helpers import api_client, cli, write_csv

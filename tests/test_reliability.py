@@ -20,9 +20,7 @@ import sys
 import time
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from app import sources

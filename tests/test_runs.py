@@ -9,13 +9,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
 import app.ingest as ingest_module
 from app import sources
-from app.api import create_app
-from app.control import Delivery, IngestRun, SourceLock, utcnow
+from app.control import Delivery, SourceLock, utcnow
 from app.locks import source_lock
 from app.retry import backoff, classify
 from app.runs import run_source
