@@ -279,7 +279,8 @@ def costs(
         out.print(table)
         if coverage:
             out.print("allocation coverage (EffectiveCost allocated by rules): " + ", ".join(
-                f"{c['provider']} {c['period'][:7]} {c['coverage_pct'] or '-'}%" for c in coverage), highlight=False)
+                f"{c['provider']} {c['period'][:7]} {c['currency']} {c['coverage_pct'] or '-'}%" for c in coverage),
+                highlight=False)
         if result.conversion is not None:
             used = ", ".join(f"{r['currency']} {r['month']} x {r['rate']}" + (f" ({r['source']})" if r["source"] else "")
                              for r in result.conversion["rates"])
