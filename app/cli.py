@@ -250,12 +250,9 @@ def costs(
                         alloc.active_document(rt)[1].dimensions, currency=currency)
     except QueryError as exc:
         fail(f"--{exc.parameter.replace('_', '-')}: {exc.message}", 2)
-    rates = None
-    if q.currency:
-        from app.currency import RateTable
+    from app.currency import RateTable
 
-        with rt.sessions() as session:
-            rates = RateTable.load(session, q.currency)
+    rates = RateTable.for_currency(rt, q.currency)
     with rt.warehouse.connect(read_only=True) as con:
         try:
             result = run_query(con, q, rates=rates)

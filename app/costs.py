@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
@@ -293,7 +293,7 @@ def resolve_window(con: duckdb.DuckDBPyConnection, q: CostQuery) -> CostQuery:
         start = _add_months(end.replace(day=1), -1) if end.day == 1 else end.replace(day=1)
     else:
         end = _add_months(start.replace(day=1), 1)
-    return CostQuery(start, end, q.granularity, q.group_by, q.filters, q.metric, q.limit, q.currency)
+    return replace(q, start=start, end=end)
 
 
 def _where(q: CostQuery, params: list, scope: Scope = None) -> str:
@@ -355,6 +355,16 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None,
         row.update(dict(zip(q.group_by, groups)))
         row.update({"cost": cost if cost is not None else Decimal(0), "currency": currency})
         rows.append(row)
+    if q.currency:  # one total in that currency, from the converted rows (or, when cut, per month and currency)
+        month_sums = None
+        if truncated:
+            m_params: list = []
+            m_where = _where(q, m_params, scope)
+            month = "CAST(date_trunc('month', day) AS DATE)" if rollups else \
+                "CAST(date_trunc('month', ChargePeriodStart) AS DATE)"
+            month_sums = con.execute(f"SELECT {month}, BillingCurrency, sum({metric}) FROM {src} WHERE {m_where} "
+                                     "GROUP BY 1, 2", m_params).fetchall()
+        return convert(CostResult(q, rows, [], truncated), rates, month_sums)
     if truncated:  # the totals cover every row, also those past the limit
         t_params: list = []
         t_where = _where(q, t_params, scope)
@@ -367,17 +377,7 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None,
                 by_currency[currency] = by_currency.get(currency, Decimal(0)) + (cost if cost is not None else 0)
         sums = sorted(by_currency.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
     totals = [{"currency": cur, "cost": cost if cost is not None else Decimal(0)} for cur, cost in sums]
-    if not q.currency:
-        return CostResult(q, rows, totals, truncated)
-    month_sums = None
-    if truncated:  # whole-query totals need the sums per month and currency, each converted with its month's rate
-        m_params: list = []
-        m_where = _where(q, m_params, scope)
-        month = "CAST(date_trunc('month', day) AS DATE)" if rollups else \
-            "CAST(date_trunc('month', ChargePeriodStart) AS DATE)"
-        month_sums = con.execute(f"SELECT {month}, BillingCurrency, sum({metric}) FROM {src} WHERE {m_where} "
-                                 "GROUP BY 1, 2", m_params).fetchall()
-    return convert(CostResult(q, rows, totals, truncated), rates, month_sums)
+    return CostResult(q, rows, totals, truncated)
 
 
 def convert(result: CostResult, rates: RateTable, month_sums: list[tuple] | None = None) -> CostResult:

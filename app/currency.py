@@ -203,6 +203,14 @@ class RateTable:
     rates: dict[tuple[str, str], tuple[Decimal, str | None]]
 
     @classmethod
+    def for_currency(cls, rt, target: str | None) -> RateTable | None:
+        """The rates a cost query in `target` needs (None when it asks for no conversion)."""
+        if not target:
+            return None
+        with rt.sessions() as session:
+            return cls.load(session, target)
+
+    @classmethod
     def load(cls, session: Session, target: str) -> RateTable:
         rows = list_rates(session, to_currency=target)
         return cls(target.upper(), {(r.currency, r.month): (r.rate, r.source) for r in rows})

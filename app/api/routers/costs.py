@@ -102,10 +102,7 @@ def get_costs(
     4 group_by dimensions, 100 filter values (400 beyond)."""
     q = parse_query(start, end, granularity, group_by, filter, metric, limit, active_document(rt)[1].dimensions,
                     limits=True, currency=currency)
-    rates = None
-    if q.currency:
-        with rt.sessions() as session:
-            rates = RateTable.load(session, q.currency)
+    rates = RateTable.for_currency(rt, q.currency)
 
     def answer(con: duckdb.DuckDBPyConnection) -> bytes:
         result = run_query(con, q, team_scope, rates=rates)
