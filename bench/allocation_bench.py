@@ -181,6 +181,12 @@ def main() -> None:
         results[measure] = json.loads(out.stdout.strip().splitlines()[-1])
         log(json.dumps(results[measure]))
     floor, apply_ = results["floor"], results["apply"]
+    sys.path.insert(0, str(REPO / "bench"))
+    import ingest_bench  # noqa: E402  (machine_info: the host matters, the floor ratio compares across hosts)
+
+    info = ingest_bench.machine_info()
+    print(f"Machine: {info['nproc']} cores, {info['cpu']}, {info['ram_gb']} GB; code {info['git']}; "
+          f"{info['date']}; load average {' '.join(f'{x:.2f}' for x in info['loadavg'])}\n")
     print("| lines | rules | floor (CTAS copy) s | apply s | ratio | apply peak RSS MB | parts | unallocated parts |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {args.rows:,} | 200 | {floor['seconds']} | {apply_['seconds']} | "

@@ -694,12 +694,19 @@ def machine_info() -> dict:
         for line in fh:
             if line.startswith("MemTotal:"):
                 mem_kb = int(line.split()[1])
-    cpu = ""
+    # model name alone ("AMD EPYC") does not tell two hosts apart; family and model numbers do
+    fields = {}
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
         for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip():
                 break
+    cpu = fields.get("model name", "")
+    if "cpu family" in fields:
+        cpu += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
     git = ""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
