@@ -475,6 +475,14 @@ def test_budgets_and_recommendations(keyed_server, browser):
             [s["name"], s["period"], s["currency"], s["budget"], s["actual"], s["forecast_remaining"], s["eac"],
              s["variance"]] for s in statuses]
         assert [r[11]["text"] for r in table["rows"]] == ["favorable" if s["favorable"] else "over" for s in statuses]
+        # what each actual leaves out (the demo bills in USD and EUR; its budgets count USD only) is named
+        notes = browser.execute_script(
+            "return [...document.querySelectorAll('#view-budgets .budget-notes li')].map(e => e.textContent)")
+        left_out = [(s["name"], n) for s in statuses for n in s["not_counted"]]
+        assert left_out or role != "finance"  # e.g. search-eur's USD costs
+        assert len(notes) == len(left_out) + sum(1 for s in statuses if s["conversion"])
+        for name, n in left_out:
+            assert any(t.startswith(f"{name} (") and n["currency"] in t and n["reason"] in t for t in notes), (name, n)
         first = statuses[0]
         forecast = keyed_server.api("/forecasts", {**{k: v for k, v in first["scope"].items() if v},
                                                    "currency": first["currency"], "metric": first["metric"],

@@ -2,6 +2,8 @@
 status arithmetic (actual, EAC, variance, burn rate, crossing date), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -10,7 +12,8 @@ import pytest
 from app.itfm import budget_statuses, periods
 from app.itfm.actuals import DailySeries, ScopeDims, daily_series
 from app.itfm.budgets import (BudgetError, compute_status, create_budget, export_csv, get_budget, import_csv,
-                              statuses)
+                              rates_from, statuses)
+from app.itfm.models import BudgetAmount
 from app.itfm.forecast import Forecast, forecast_series
 from tests.itfm_fixtures import alpha_cost, days, ingest_rows, standard_rows
 
@@ -44,7 +47,7 @@ class _B:  # a budget-shaped object with amounts (no database needed for the ari
     def __init__(self, amounts, kind="month", fy=1):
         self.id, self.name, self.period, self.fiscal_year_start = "b1", "alpha-oct", kind, fy
         self.team, self.service, self.cost_center, self.provider, self.account = "alpha", None, None, None, None
-        self.currency, self.metric = "USD", "EffectiveCost"
+        self.currency, self.metric, self.convert_currencies = "USD", "EffectiveCost", False
         self.amounts = [type("A", (), dict(version=v, period_start=s, period_end=e, amount=D(a)))
                         for v, s, e, a in amounts]
 
@@ -177,8 +180,10 @@ def test_csv_round_trip_and_errors_name_row_and_column(rt_any):
     with rt_any.sessions() as session:
         assert import_csv(session, text) == {"budgets_created": 3, "budgets_updated": 0, "amounts": 5}
         out = export_csv(session)
-        assert out == text.replace("1100\n", "1100.00\n").replace("120000\n", "120000.00\n").replace(
+        expected = text.replace("1100\n", "1100.00\n").replace("120000\n", "120000.00\n").replace(
             "3000\n", "3000.00\n")  # amounts come back as exact decimals with cents
+        lines = expected.splitlines()  # and the optional convert_currencies column (false: not in the file)
+        assert out == "\n".join([lines[0] + ",convert_currencies"] + [x + ",false" for x in lines[1:]]) + "\n"
         assert import_csv(session, out)["budgets_updated"] == 3 and export_csv(session) == out  # idempotent
         fy = get_budget(session, "fy")
         assert (fy.amounts[0].period_start, fy.amounts[0].period_end) == (date(2026, 7, 1), date(2027, 7, 1))
@@ -219,3 +224,134 @@ def test_create_validates_and_names_the_parameter(rt_any):
                                     "fiscal_year_start": 13}, [{"period": "2026-10", "amount": "NaN"}])
         assert [p["parameter"] for p in err.value.problems] == ["period", "fiscal_year_start", "currency", "metric",
                                                                  "amounts[0].period", "amounts[0].amount"]
+
+
+# -- budgets in one currency ------------------------------------------------------------------------------------------
+def _with_eur(usd: DailySeries, rates: dict[str, Decimal], first: date | None = None) -> DailySeries:
+    """alpha's USD series plus its EUR line (2.00 a day, usage) at the month's rate, computed here by hand; from
+    `first` on (default: the series' start)."""
+    first = first or usd.start
+    n0 = (first - usd.start).days
+    usage = [u + D("2.00") * rates[usd.day(i).strftime("%Y-%m")] for i, u in enumerate(usd.usage)][n0:]
+    return DailySeries(usd.scope, "USD", first, usage, usd.calendar[n0:])
+
+
+def test_a_budget_converting_currencies_counts_them_at_finance_rates_and_names_what_it_leaves_out(loaded):
+    from app.currency import check_rate, delete_rate, set_rates
+
+    rt, _ = loaded
+    rates = {"2026-07": D("1.10"), "2026-08": D("1.0925"), "2026-09": D("1.0800"), "2026-10": D("1.085")}
+    with rt.sessions() as session:
+        set_rates(session, [check_rate(m, "EUR", "USD", str(r), "ECB") for m, r in rates.items()])
+        create_budget(session, {"name": "alpha-all", "team": "alpha", "currency": "USD", "convert_currencies": True},
+                      [{"period": "2026-10", "amount": "1500"}])
+        create_budget(session, {"name": "alpha-usd", "team": "alpha", "currency": "USD"},
+                      [{"period": "2026-10", "amount": "1500"}])
+    oct_days = days(date(2026, 10, 1), date(2026, 10, 20))
+    usd_only = sum(_expected_alpha(d) for d in oct_days)
+    got = {s.name: s for s in budget_statuses(rt)}
+    conv, plain = got["alpha-all"], got["alpha-usd"]
+    assert conv.convert_currencies and not plain.convert_currencies
+    assert conv.actual == usd_only + 20 * D("2.00") * D("1.085")  # 43.40 USD for the EUR line's 40.00
+    assert conv.conversion == [{"currency": "EUR", "month": "2026-10", "rate": D("1.085"), "source": "ECB"}]
+    assert conv.not_counted == []
+    # the forecast learns from the converted series, every month at its own rate
+    with rt.warehouse.connect(read_only=True) as con:
+        usd = daily_series(con, [ScopeDims(team="alpha")], currency="USD")[(0, "USD")]
+    assert conv.forecast_remaining == sum(forecast_series(_with_eur(usd, rates), 11).point)
+    assert conv.eac == conv.actual + conv.forecast_remaining
+    # a budget that does not convert counts USD only and says what it leaves out
+    assert plain.actual == usd_only and plain.conversion == []
+    assert [{k: v for k, v in n.items() if k != "reason"} for n in plain.not_counted] == [
+        {"currency": "EUR", "amount": D("40.00"), "months": ["2026-10"]}]
+    assert "billed in EUR" in plain.not_counted[0]["reason"] and "convert_currencies" in plain.not_counted[0]["reason"]
+    js = conv.to_json()
+    assert js["conversion"] == [{"currency": "EUR", "month": "2026-10", "rate": "1.085", "source": "ECB"}]
+    assert plain.to_json()["not_counted"][0]["amount"] == "40.00"
+
+    # no rate for September (history only): October is complete, the forecast learns from October 1st on
+    with rt.sessions() as session:
+        assert delete_rate(session, "2026-09", "EUR", "USD")
+        session.commit()
+    (conv,) = [s for s in budget_statuses(rt) if s.name == "alpha-all"]
+    assert conv.actual == usd_only + D("43.40") and conv.not_counted == []
+    short = sum(forecast_series(_with_eur(usd, rates, date(2026, 10, 1)), 11).point)
+    assert conv.forecast_remaining == short != sum(forecast_series(_with_eur(usd, rates), 11).point)
+
+    # no rate for October: its EUR costs are not counted, named with the month, and nothing is forecast
+    with rt.sessions() as session:
+        assert delete_rate(session, "2026-10", "EUR", "USD")
+        session.commit()
+    (conv,) = [s for s in budget_statuses(rt) if s.name == "alpha-all"]
+    assert conv.actual == usd_only and conv.conversion == []
+    (left,) = conv.not_counted
+    assert (left["currency"], left["amount"], left["months"]) == ("EUR", D("40.00"), ["2026-10"])
+    assert left["reason"] == "no exchange rate from EUR into USD for 2026-10"
+    assert conv.eac is None and "without an exchange rate" in conv.forecast_note
+    # a past month at its own rate (August: complete, no forecast), through the statuses() entry point
+    with rt.sessions() as session:
+        b = get_budget(session, "alpha-all")
+        b.amounts.append(BudgetAmount(version="plan", period_start=date(2026, 8, 1), period_end=date(2026, 9, 1),
+                                      amount=D("1500")))
+        session.commit()
+        with rt.warehouse.connect(read_only=True) as con:
+            (aug,) = statuses(con, [b], period="2026-08", rates=rates_from(session))
+            (no_rates,) = statuses(con, [b], period="2026-08")  # no rate loader: nothing converts
+    aug_days = days(date(2026, 8, 1), date(2026, 8, 31))
+    assert aug.actual == sum(_expected_alpha(d) for d in aug_days) + 31 * D("2.00") * D("1.0925")
+    assert aug.conversion == [{"currency": "EUR", "month": "2026-08", "rate": D("1.0925"), "source": "ECB"}]
+    assert aug.eac == aug.actual and aug.forecast_remaining == 0
+    assert no_rates.actual == sum(_expected_alpha(d) for d in aug_days)
+    assert no_rates.not_counted[0]["amount"] == D("62.00")
+
+
+def test_convert_currencies_in_the_api_and_csv(loaded):
+    from app.currency import check_rate, set_rates
+
+    rt, _ = loaded
+    with rt.sessions() as session:
+        set_rates(session, [check_rate("2026-10", "EUR", "USD", "1.085")])
+        text = ("budget,team,currency,period,amount,convert_currencies\n"
+                "alpha-all,alpha,USD,2026-10,1500,true\n")
+        assert import_csv(session, text)["budgets_created"] == 1
+        assert get_budget(session, "alpha-all").convert_currencies is True
+        # a file without the column leaves the setting as it is; a bad value names row and column
+        import_csv(session, "budget,team,currency,period,amount\nalpha-all,alpha,USD,2026-10,1600\n")
+        assert get_budget(session, "alpha-all").convert_currencies is True
+        assert export_csv(session).splitlines()[1].endswith(",1600.00,true")
+        with pytest.raises(BudgetError) as err:
+            import_csv(session, text.replace(",true", ",maybe"))
+        assert [p["parameter"] for p in err.value.problems] == ["row 1, convert_currencies"]
+        import_csv(session, text.replace(",true", ",false"))
+        assert get_budget(session, "alpha-all").convert_currencies is False
+
+
+def test_convert_currencies_through_the_api(loaded):
+    from tests.helpers import api_client
+
+    rt, _ = loaded
+    fin = api_client(rt, "finance")
+    with fin:
+        assert fin.put("/v1/fx-rates", json={"rates": [
+            {"month": "2026-10", "currency": "EUR", "to_currency": "USD", "rate": "1.085", "source": "ECB"}]}
+        ).status_code == 200
+        made = fin.post("/v1/budgets", json={"name": "alpha-all", "team": "alpha", "currency": "USD",
+                                             "convert_currencies": True,
+                                             "amounts": [{"period": "2026-10", "amount": "1500"}]})
+        assert made.status_code == 201 and made.json()["convert_currencies"] is True
+        fin.post("/v1/budgets", json={"name": "alpha-usd", "team": "alpha", "currency": "USD",
+                                      "amounts": [{"period": "2026-10", "amount": "1500"}]})
+        st = {s["name"]: s for s in fin.get("/v1/budgets/status").json()["statuses"]}
+        usd_only = sum(_expected_alpha(d) for d in days(date(2026, 10, 1), date(2026, 10, 20)))
+        assert D(st["alpha-all"]["actual"]) == usd_only + D("43.40")
+        assert st["alpha-all"]["conversion"] == [
+            {"currency": "EUR", "month": "2026-10", "rate": "1.085", "source": "ECB"}]
+        assert D(st["alpha-usd"]["actual"]) == usd_only
+        assert st["alpha-usd"]["not_counted"][0]["currency"] == "EUR"
+        one = fin.get("/v1/budgets/alpha-all/status").json()["statuses"][0]
+        assert one["conversion"] == st["alpha-all"]["conversion"]
+        rows = {r["name"]: r for r in csv.DictReader(io.StringIO(
+            fin.get("/v1/budgets/status", params={"format": "csv"}).text))}
+        assert rows["alpha-all"]["convert_currencies"] == "true"
+        assert rows["alpha-all"]["conversion"] == "EUR 2026-10 1.085 (ECB)"
+        assert rows["alpha-usd"]["not_counted"].startswith("EUR 40.00 (billed in EUR;")

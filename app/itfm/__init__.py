@@ -25,4 +25,4 @@ def budget_statuses(rt, as_of: date | None = None, *, team: str | None = None) -
         if not found:
             return []
         with rt.warehouse.connect(read_only=True) as con:
-            return budgets.statuses(con, found, as_of)
+            return budgets.statuses(con, found, as_of, rates=budgets.rates_from(session))

@@ -18,7 +18,8 @@ import csv
 import io
 import re
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -27,13 +28,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.costs import money_str
+from app.currency import RateTable, rate_str
 from app.itfm import periods
 from app.itfm.actuals import DIMS, METRICS, DailySeries, ScopeDims, daily_series, data_end
+from app.itfm.conversion import ConvertedSeries, convert_series, left_out_in
 from app.itfm.forecast import MAX_HORIZON_DAYS, DEFAULT_MODEL, Forecast, NotEnoughHistory, forecast_series
 from app.itfm.models import Budget, BudgetAmount
 
 CSV_COLUMNS = ("budget", *DIMS, "period_type", "fiscal_year_start", "currency", "metric", "version", "period",
-               "amount")
+               "amount", "convert_currencies")
+REQUIRED_CSV_COLUMNS = ("budget", "currency", "period", "amount")
+TRUE, FALSE = ("true", "yes", "1"), ("false", "no", "0", "")
 VERSION_RE = re.compile(r"^(plan|reforecast-([1-9][0-9]{0,3}))$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 CENT = Decimal("0.01")
@@ -96,6 +101,15 @@ def _check_attrs(attrs: dict, where: str = "") -> tuple[dict, list[dict]]:
     if metric not in METRICS:
         bad("metric", f"{metric!r} is not one of {', '.join(METRICS)}")
     out["metric"] = metric
+    if "convert_currencies" in attrs:  # absent (a CSV without the column): an existing budget keeps its setting
+        flag = attrs.get("convert_currencies")
+        if isinstance(flag, str) and flag.strip().lower() in TRUE + FALSE:
+            flag = flag.strip().lower() in TRUE
+        if flag is None:
+            flag = False
+        if not isinstance(flag, bool):
+            bad("convert_currencies", f"{attrs.get('convert_currencies')!r} is not true or false")
+        out["convert_currencies"] = flag
     if "description" in attrs:
         out["description"] = attrs.get("description")
     return out, problems
@@ -186,8 +200,8 @@ def delete_budget(session: Session, budget_id: str) -> None:
 
 def budget_view(b: Budget) -> dict:
     return {"id": b.id, "name": b.name, "scope": {d: getattr(b, d) for d in DIMS}, "period_type": b.period,
-            "fiscal_year_start": b.fiscal_year_start, "currency": b.currency, "metric": b.metric,
-            "description": b.description,
+            "fiscal_year_start": b.fiscal_year_start, "currency": b.currency,
+            "convert_currencies": bool(b.convert_currencies), "metric": b.metric, "description": b.description,
             "amounts": [{"version": a.version, "period": periods.label(b.period, a.period_start, b.fiscal_year_start),
                          "period_start": a.period_start.isoformat(), "period_end": a.period_end.isoformat(),
                          "amount": money_str(a.amount)}
@@ -204,7 +218,7 @@ def export_csv(session: Session, team: str | None = None) -> str:
         for a in sorted(b.amounts, key=lambda a: (a.period_start, version_rank(a.version))):
             w.writerow([b.name, *((getattr(b, d) or "") for d in DIMS), b.period, b.fiscal_year_start, b.currency,
                         b.metric, a.version, periods.label(b.period, a.period_start, b.fiscal_year_start),
-                        money_str(a.amount)])
+                        money_str(a.amount), "true" if b.convert_currencies else "false"])
     return buf.getvalue()
 
 
@@ -222,7 +236,7 @@ def import_csv(session: Session, text: str, replace: bool = False) -> dict:
 
 def _import_rows(session: Session, fieldnames: list[str], rows: list[dict], replace: bool) -> dict:
     header = [h.strip() for h in fieldnames if h is not None]
-    missing = [c for c in ("budget", "currency", "period", "amount") if c not in header]
+    missing = [c for c in REQUIRED_CSV_COLUMNS if c not in header]
     if missing:
         raise BudgetError([{"parameter": "header", "detail": f"missing column(s) {', '.join(missing)}; expected "
                                                               f"{','.join(CSV_COLUMNS)}"}])
@@ -236,7 +250,9 @@ def _import_rows(session: Session, fieldnames: list[str], rows: list[dict], repl
         attrs, errs = _check_attrs({"name": row.get("budget"), **{d: row.get(d) for d in DIMS},
                                     "period": row.get("period_type") or "month",
                                     "fiscal_year_start": row.get("fiscal_year_start") or 1,
-                                    "currency": row.get("currency"), "metric": row.get("metric") or "EffectiveCost"},
+                                    "currency": row.get("currency"), "metric": row.get("metric") or "EffectiveCost",
+                                    **({"convert_currencies": row.get("convert_currencies")}
+                                       if "convert_currencies" in header else {})},
                                    where)
         problems += errs
         if errs:
@@ -244,7 +260,7 @@ def _import_rows(session: Session, fieldnames: list[str], rows: list[dict], repl
         name = attrs["name"]
         if name in budgets and budgets[name][0] != attrs:
             problems.append({"parameter": f"{where}budget", "detail": f"budget {name!r} has other scope, period type, "
-                             f"currency or metric on row {budgets[name][1]}"})
+                             f"currency, conversion or metric on row {budgets[name][1]}"})
             continue
         budgets.setdefault(name, (attrs, n))
         parsed, errs = _check_amount(row, attrs["period"], attrs["fiscal_year_start"], where)
@@ -319,11 +335,21 @@ class BudgetStatus:
     crossed: bool  # actual alone reached the budget
     forecast_model: str | None
     forecast_note: str | None  # why there is no forecast (e.g. fewer than 14 days of data)
+    convert_currencies: bool = False
+    # the exchange rates applied to days of the period counted so far: [{currency, month, rate, source}]
+    conversion: list = field(default_factory=list)
+    # the scope's costs in the period so far that `actual` leaves out: [{currency, amount (in that currency),
+    # months, reason}] (billed in another currency, or no exchange rate for their month)
+    not_counted: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         out = {}
         for k, v in asdict(self).items():
-            if isinstance(v, Decimal):
+            if k == "conversion":
+                v = [{**r, "rate": rate_str(r["rate"])} for r in v]
+            elif k == "not_counted":
+                v = [{**r, "amount": money_str(r["amount"])} for r in v]
+            elif isinstance(v, Decimal):
                 v = money_str(v) if not k.startswith(("pct", "variance_pct")) else str(v)
             elif isinstance(v, date):
                 v = v.isoformat()
@@ -338,9 +364,11 @@ def _pct(x: Decimal, whole: Decimal) -> Decimal | None:
 
 
 def compute_status(b: Budget, start: date, end: date, series: DailySeries | None, forecast: Forecast | None,
-                   note: str | None, through: date) -> BudgetStatus:
+                   note: str | None, through: date, conversion: list | None = None,
+                   not_counted: list | None = None) -> BudgetStatus:
     """The status of budget b in [start, end), given the scope's daily series (ending on the last day counted,
-    `through`) and a forecast starting the day after it (None: no forecast, `note` says why)."""
+    `through`) and a forecast starting the day after it (None: no forecast, `note` says why); `conversion` and
+    `not_counted` as BudgetStatus carries them."""
     lines = [a for a in b.amounts if a.period_start == start]
     versions = {a.version: a.amount for a in sorted(lines, key=lambda a: version_rank(a.version))}
     version = max(versions, key=version_rank)
@@ -387,7 +415,8 @@ def compute_status(b: Budget, start: date, end: date, series: DailySeries | None
         variance=variance, variance_pct=None if variance is None else _pct(variance, budget),
         favorable=None if variance is None else variance <= 0,
         pct_of_budget_actual=_pct(actual, budget), pct_of_budget_forecast=None if eac is None else _pct(eac, budget),
-        projected_crossing_date=crossing, crossed=crossed, forecast_model=model, forecast_note=note)
+        projected_crossing_date=crossing, crossed=crossed, forecast_model=model, forecast_note=note,
+        convert_currencies=bool(b.convert_currencies), conversion=conversion or [], not_counted=not_counted or [])
 
 
 _FORECASTS: OrderedDict = OrderedDict()  # a pure function of the series: memoized on its content
@@ -408,11 +437,18 @@ def cached_forecast(s: DailySeries, horizon: int, model: str = DEFAULT_MODEL,
     return f
 
 
+def rates_from(session: Session) -> Callable[[str], RateTable]:
+    """The exchange-rate loader `statuses` takes, reading finance's rates from the control database."""
+    return lambda currency: RateTable.load(session, currency)
+
+
 def statuses(con: duckdb.DuckDBPyConnection, budgets: list[Budget], as_of: date | None = None,
-             period: str | None = None, model: str = DEFAULT_MODEL) -> list[BudgetStatus]:
+             period: str | None = None, model: str = DEFAULT_MODEL,
+             rates: Callable[[str], RateTable] | None = None) -> list[BudgetStatus]:
     """Status of each budget in `period` (a label), or by default in its current period: the one holding the last
     day counted (the day before `as_of`, default the warehouse's last day of data). Budgets without an amount in
-    that period are left out. period='all': every period the budget has amounts for."""
+    that period are left out. period='all': every period the budget has amounts for. `rates(currency)` gives the
+    exchange rates into a currency, for budgets that convert other currencies (without it they find none)."""
     last_data = data_end(con)
     if as_of is None:
         as_of = (last_data + timedelta(days=1)) if last_data else datetime.now(timezone.utc).date()
@@ -441,6 +477,7 @@ def statuses(con: duckdb.DuckDBPyConnection, budgets: list[Budget], as_of: date 
     # for the model).
     out = []
     by_metric: dict[str, list[tuple[Budget, date, date]]] = {}
+    tables: dict[str, RateTable] = {}
     for w in wanted:
         by_metric.setdefault(w[0].metric, []).append(w)
     for metric, items in by_metric.items():
@@ -449,30 +486,62 @@ def statuses(con: duckdb.DuckDBPyConnection, budgets: list[Budget], as_of: date 
         earliest = min(s for _, s, _ in items)
         max_days = max(365, (through - earliest).days + 1)
         series = daily_series(con, scopes, metric, end=through + timedelta(days=1), max_days=max_days)
+        converted: dict[tuple, ConvertedSeries] = {}
+
+        def key(b: Budget) -> tuple:
+            return index[ScopeDims.of(b)], b.currency, bool(b.convert_currencies)
+
+        def counted(k: tuple) -> tuple[DailySeries | None, DailySeries | None]:
+            """The series a budget's actual counts, and the one its forecast learns from."""
+            sid, cur, convert = k
+            if not convert:
+                return series.get((sid, cur)), series.get((sid, cur))
+            if k not in converted:
+                if cur not in tables:
+                    tables[cur] = rates(cur) if rates else RateTable(cur, {})
+                converted[k] = convert_series({c: ser for (i, c), ser in series.items() if i == sid}, tables[cur])
+            return converted[k].series, converted[k].forecast_history()
+
         horizons: dict[tuple, int] = {}
         for b, s, e in items:
-            k = (index[ScopeDims.of(b)], b.currency)
+            k = key(b)
             horizons[k] = max(horizons.get(k, 0), (e - max(s, through + timedelta(days=1))).days)
         forecasts: dict[tuple, tuple[Forecast | None, str | None]] = {}
         for k, h in horizons.items():
-            ser = series.get(k)
+            ser, history = counted(k)
+            what = f"{scopes[k[0]].key()}" + (" after the last day without an exchange rate" if k[2] else "")
             if h <= 0:
                 forecasts[k] = (None, None)
             elif ser is None:
                 forecasts[k] = (None, f"no {metric} in {k[1]} for {scopes[k[0]].key()}: nothing to forecast from")
             elif ser.end < through:
                 forecasts[k] = (None, f"no data for {scopes[k[0]].key()} after {ser.end}")
+            elif history is None:
+                forecasts[k] = (None, f"no data for {what}: nothing to forecast from")
             elif h > MAX_HORIZON_DAYS:
                 forecasts[k] = (None, f"the period ends {h} days after the data; forecasts reach {MAX_HORIZON_DAYS}")
             else:
                 try:
-                    forecasts[k] = (cached_forecast(ser, h, model), None)
+                    forecasts[k] = (cached_forecast(history, h, model), None)
                 except NotEnoughHistory as exc:
-                    forecasts[k] = (None, str(exc))
+                    forecasts[k] = (None, str(exc) + (" (after the last day without an exchange rate)"
+                                                      if history is not ser else ""))
         for b, s, e in items:
-            k = (index[ScopeDims.of(b)], b.currency)
+            k = key(b)
             f, note = forecasts[k]
-            out.append(compute_status(b, s, e, series.get(k), f, note, through))
+            counted_end = min(e, through + timedelta(days=1))
+            if k[2]:
+                conv = converted[k]
+                used = conv.rates_in(s, counted_end)
+                left = left_out_in(conv.left_out, s, counted_end, lambda c, months, t=b.currency: (
+                    f"no exchange rate from {c} into {t} for {', '.join(months)}"))
+            else:
+                used = []
+                others = {c: {ser.day(i): u + v for i, (u, v) in enumerate(zip(ser.usage, ser.calendar)) if u or v}
+                          for (i_, c), ser in series.items() if i_ == k[0] and c != b.currency}
+                left = left_out_in(others, s, counted_end, lambda c, _m, t=b.currency: (
+                    f"billed in {c}; this budget counts {t} only (set convert_currencies to count it)"))
+            out.append(compute_status(b, s, e, counted(k)[0], f, note, through, used, left))
     out.sort(key=lambda st: (st.name, st.period_start))
     return out
 
@@ -481,7 +550,19 @@ STATUS_COLUMNS = ("name", "budget_id", *DIMS, "period_type", "period", "period_s
                   "metric", "version", "budget", "actual", "actual_through", "days_elapsed", "days_in_period",
                   "burn_rate", "phased_budget", "variance_to_date", "forecast_remaining", "eac", "variance",
                   "variance_pct", "favorable", "pct_of_budget_actual", "pct_of_budget_forecast",
-                  "projected_crossing_date", "crossed", "forecast_model", "forecast_note")
+                  "projected_crossing_date", "crossed", "forecast_model", "forecast_note", "convert_currencies",
+                  "conversion", "not_counted")
+
+
+def describe_not_counted(items: list[dict]) -> str:
+    """`not_counted` as one line of text: `EUR 40.00 (billed in EUR; ...); GBP 3.10 (...)`."""
+    return "; ".join(f"{i['currency']} {i['amount']} ({i['reason']})" for i in items)
+
+
+def describe_conversion(items: list[dict]) -> str:
+    """`conversion` as one line of text: `EUR 2026-10 1.0800 (ECB)`."""
+    return "; ".join(f"{i['currency']} {i['month']} {i['rate']}" + (f" ({i['source']})" if i.get("source") else "")
+                     for i in items)
 
 
 def status_csv(rows: list[dict]) -> str:
@@ -489,7 +570,8 @@ def status_csv(rows: list[dict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(STATUS_COLUMNS)
     for r in rows:
-        flat = {**r, **r["scope"]}
+        flat = {**r, **r["scope"], "conversion": describe_conversion(r.get("conversion") or []),
+                "not_counted": describe_not_counted(r.get("not_counted") or [])}
         w.writerow(["" if flat.get(k) is None else (str(flat[k]).lower() if isinstance(flat[k], bool) else flat[k])
                     for k in STATUS_COLUMNS])
     return buf.getvalue()

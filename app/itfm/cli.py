@@ -94,6 +94,8 @@ def budgets_list(output: str = typer.Option("table", "--output", help="table or 
 
 
 def print_statuses(rows: list[dict], title: str = "Budget status") -> None:
+    from app.itfm import budgets
+
     t = Table(title=title)
     for c in ("budget", "period", "cur", "budget amt", "actual", "EAC", "variance", "var %", "burn/day", "crosses"):
         t.add_column(c, justify="right" if c not in ("budget", "period", "cur") else "left")
@@ -106,6 +108,12 @@ def print_statuses(rows: list[dict], title: str = "Budget status") -> None:
     for s in rows:
         if s["forecast_note"]:
             out.print(f"{s['name']} {s['period']}: no forecast: {s['forecast_note']}", highlight=False)
+        if s.get("conversion"):
+            out.print(f"{s['name']} {s['period']}: converted into {s['currency']} with "
+                      f"{budgets.describe_conversion(s['conversion'])}", highlight=False)
+        if s.get("not_counted"):
+            out.print(f"{s['name']} {s['period']}: not counted: {budgets.describe_not_counted(s['not_counted'])}",
+                      highlight=False)
 
 
 @budgets_app.command("status")
@@ -123,7 +131,8 @@ def budgets_status(
         _, found = budgets.list_budgets(session)
         with rt.warehouse.connect(read_only=True) as con:
             try:
-                rows = [s.to_json() for s in budgets.statuses(con, found, _as_of(as_of), period)]
+                rows = [s.to_json() for s in budgets.statuses(con, found, _as_of(as_of), period,
+                                                                 rates=budgets.rates_from(session))]
             except budgets.BudgetError as exc:
                 fail(str(exc), 2)
     if output == "json":
@@ -333,6 +342,6 @@ def demo_budgets(rt) -> None:
         budgets.import_csv(session, BUDGETS_FILE.read_text(encoding="utf-8"))
         _, found = budgets.list_budgets(session)
         with rt.warehouse.connect(read_only=True) as con:
-            rows = [s.to_json() for s in budgets.statuses(con, found)]
+            rows = [s.to_json() for s in budgets.statuses(con, found, rates=budgets.rates_from(session))]
     out.print(f"sample budgets {BUDGETS_FILE.name} loaded (`cloudtally budgets status`, /v1/budgets/status)")
     print_statuses(rows, "Budget status (current period; EAC = actual + forecast)")

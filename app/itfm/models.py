@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.control import Base, Money, UTCDateTime, new_id, utcnow
@@ -29,6 +29,9 @@ class Budget(Base):
     fiscal_year_start: Mapped[int] = mapped_column(Integer, nullable=False, default=1)  # month 1-12
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     metric: Mapped[str] = mapped_column(String(20), nullable=False, default="EffectiveCost")
+    # false: only costs billed in `currency` count; true: costs in other billing currencies count too, converted
+    # with finance's monthly exchange rates (migration 0009)
+    convert_currencies: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -194,7 +194,7 @@ def budget_export_rows(con: duckdb.DuckDBPyConnection, session, month: str, team
     _, found = budgets.list_budgets(session, team)
     monthly = [b for b in found if b.period == "month"]
     out = []
-    for s in budgets.statuses(con, monthly, period=month) if monthly else []:
+    for s in budgets.statuses(con, monthly, period=month, rates=budgets.rates_from(session)) if monthly else []:
         out.append({"period": month, "cost_center": s.scope["cost_center"], "team": s.scope["team"],
                     "service": s.scope["service"], "tower": None, "provider": s.scope["provider"],
                     "account": s.scope["account"], "currency": s.currency, "billed": None, "effective": s.actual,

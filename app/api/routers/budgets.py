@@ -42,8 +42,12 @@ class BudgetIn(BaseModel):
     account: str | None = Field(None, max_length=200, description="SubAccountId.")
     period: Literal["month", "quarter", "fiscal_year"] = Field("month", description="Period kind of the amounts.")
     fiscal_year_start: int = Field(1, ge=1, le=12, description="First month of the fiscal year (1 = January).")
-    currency: str = Field(description="ISO 4217 billing currency; only costs in it count.", min_length=3,
-                          max_length=3, examples=["USD"])
+    currency: str = Field(description="ISO 4217 currency of the amounts. Only costs billed in it count, unless "
+                          "`convert_currencies` is true.", min_length=3, max_length=3, examples=["USD"])
+    convert_currencies: bool = Field(False, description="Also count costs billed in other currencies, converted "
+                                     "into `currency` with finance's monthly exchange rates (/v1/fx-rates). Costs "
+                                     "of a month without a rate are not counted; the status lists them under "
+                                     "`not_counted`.")
     metric: Literal["EffectiveCost", "BilledCost"] = Field("EffectiveCost", description="What is budgeted.")
     description: str | None = Field(None, max_length=2000)
     amounts: list[AmountIn] = Field([], max_length=1000, description="Amounts per version and period.")
@@ -85,7 +89,8 @@ def create_budget(request: Request, body: BudgetIn, session: Session = Depends(d
             responses={200: {"content": {"text/csv": {}}}, **PROBLEM_RESPONSES})
 def export_budgets(session: Session = Depends(db_session), team_scope: Scope = Depends(scope)) -> Response:
     """One row per budget, version and period: budget, team, service, cost_center, provider, account, period_type,
-    fiscal_year_start, currency, metric, version, period, amount. POST /v1/budgets/import reads it back."""
+    fiscal_year_start, currency, metric, version, period, amount, convert_currencies. POST /v1/budgets/import reads
+    it back."""
     return Response(budgets.export_csv(session, team_scope), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="budgets.csv"'})
 
@@ -128,10 +133,12 @@ def status_all(
 ):
     """Per budget and period: budget (newest version, all versions beside it), actual to date, forecast of the rest
     of the period, EAC = actual + forecast, variance = EAC − budget (amount, %, favorable), burn rate, phased budget,
-    % of budget actual and forecast, and the projected crossing date. Money as exact decimal strings."""
+    % of budget actual and forecast, and the projected crossing date. Money as exact decimal strings. `conversion`
+    lists the exchange rates applied (budgets with `convert_currencies`); `not_counted` lists, per currency, the
+    scope's costs in the period that the actual leaves out and why (billed in another currency, or no rate)."""
     _, found = budgets.list_budgets(session, team_scope)
     try:
-        got = budgets.statuses(con, found, _as_of(as_of), period)
+        got = budgets.statuses(con, found, _as_of(as_of), period, rates=budgets.rates_from(session))
     except budgets.BudgetError as exc:
         return _problem400(request, exc)
     rows = [s.to_json() for s in got]
@@ -161,7 +168,7 @@ def status_one(
     """The budget's status in the period (see GET /v1/budgets/status)."""
     try:
         b = budgets.get_budget(session, budget_id, team_scope)
-        got = budgets.statuses(con, [b], _as_of(as_of), period)
+        got = budgets.statuses(con, [b], _as_of(as_of), period, rates=budgets.rates_from(session))
     except budgets.BudgetNotFound as exc:
         return problem(404, "Not found", str(exc), instance=str(request.url.path))
     except budgets.BudgetError as exc:

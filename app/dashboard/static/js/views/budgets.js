@@ -44,6 +44,11 @@ export async function budgetsPanel(root, state, { only = () => true, heading = "
   });
   panel.append(table({ caption: title, id: tableId, rows, numeric: [5, 6, 7, 8, 9, 10],
     columns: ["Budget", "Scope", "Period", "Currency", "Metric", "Budget", "Actual", "Forecast rest", "EAC", "Variance", "Variance %", "Status", "EAC % of budget", "Crossing date"] }));
+  // What each actual converted, and what it leaves out (another billing currency, or a month without a rate).
+  const notes = st.flatMap((s) => [
+    ...(s.conversion?.length ? [`${s.name} (${s.period}): converted into ${s.currency} with ${s.conversion.map((r) => `${r.currency} ${r.month} ${r.rate}${r.source ? ` (${r.source})` : ""}`).join("; ")}.`] : []),
+    ...(s.not_counted || []).map((n) => `${s.name} (${s.period}): not counted: ${n.currency} ${D.fmt(D.parse(n.amount))}, ${n.reason}.`)]);
+  if (notes.length) panel.append(h("ul", { class: "window budget-notes" }, notes.map((t) => h("li", {}, t))));
   const cols = ["name", "period", "currency", "metric", "version", "budget", "actual", "actual_through", "forecast_remaining", "eac", "variance", "variance_pct", "favorable", "pct_of_budget_forecast", "projected_crossing_date"];
   panel.append(chartTools({ csvName, label: title, path: "/budgets/status", params,
     csv: () => ({ header: ["scope", ...cols], rows: st.map((s) => [scopeText(s), ...cols.map((k) => s[k] ?? "")]) }) }));
@@ -87,7 +92,8 @@ export async function render(root, state, setState) {
   const act = { days: actual.rows.map((r) => r.period), values: actual.rows.map((r) => D.toNumber(D.parse(r.cost))), exact: actual.rows.map((r) => r.cost) };
   const num = (k) => f.days.map((d) => D.toNumber(D.parse(d[k])));
   const fore = { days: f.days.map((d) => d.day), point: num("forecast"), lo80: num("lo80"), hi80: num("hi80"), lo95: num("lo95"), hi95: num("hi95") };
-  const chartTitle = `${chosen.name}: ${chosen.metric} in ${chosen.currency}, 60 days of actuals and a ${f.horizon_days}-day forecast (${f.model})`;
+  const billedOnly = chosen.convert_currencies ? ` (costs billed in ${chosen.currency} only; the status above also counts other currencies converted)` : "";
+  const chartTitle = `${chosen.name}: ${chosen.metric} in ${chosen.currency}, 60 days of actuals and a ${f.horizon_days}-day forecast (${f.model})${billedOnly}`;
   band.append(forecastBands(act, fore, { currency: chosen.currency, title: chartTitle }), legend(FORECAST_LEGEND));
   const months = f.months.map((m) => [m.month, { text: D.fmt(D.parse(m.forecast)), value: m.forecast }]);
   band.append(table({ caption: `Forecast month totals of ${chosen.name} (${chosen.currency})`, id: "forecast-months", columns: ["Month", "Forecast"], rows: months, numeric: [1] }));
