@@ -398,7 +398,7 @@ def convert(result: CostResult, rates: RateTable, month_sums: list[tuple] | None
             missing.setdefault(currency or "(none)", set()).add(month)
             return Decimal(0)
         used[(currency, month)] = found
-        return (cost * found[0]).quantize(_PLACES, rounding=ROUND_HALF_UP)
+        return rates.convert(cost, currency, month)
 
     keys = ("period", *result.query.group_by)
     merged: dict[tuple, Decimal] = {}
@@ -411,9 +411,7 @@ def convert(result: CostResult, rates: RateTable, month_sums: list[tuple] | None
         else:
             total = sum(merged.values(), Decimal(0))
     if missing:
-        detail = "; ".join(f"{cur} for {', '.join(sorted(months))}" for cur, months in sorted(missing.items()))
-        raise QueryError("currency", f"no exchange rate into {target}: {detail}. Add them with `cloudtally fx set` "
-                                     "or `cloudtally fx import`, or PUT /v1/fx-rates")
+        raise QueryError("currency", rates.describe_missing(missing))
     ordered = sorted(merged.items(), key=lambda kv: (kv[0][0], -kv[1], tuple(
         (g is None, "" if g is None else str(g)) for g in kv[0][1:])))
     rows = [{**dict(zip(keys, key)), "cost": cost, "currency": target} for key, cost in ordered]
@@ -425,4 +423,3 @@ def convert(result: CostResult, rates: RateTable, month_sums: list[tuple] | None
     return CostResult(result.query, rows, totals, result.truncated, conversion)
 
 
-_PLACES = Decimal(1).scaleb(-18)

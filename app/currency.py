@@ -3,8 +3,10 @@
 Bills come in their billing currency, and CloudTally never adds two currencies by itself. Finance supplies the
 rates it reports with (month-end, average or budget rates, whatever its policy is): a rate says what one unit of
 `currency` is worth in `to_currency` for the charges of one calendar month. They live in the control database
-(migration 0008), are set one by one or imported from CSV (CLI `cloudtally fx`, API /v1/fx-rates), and a cost
-query with `currency=EUR` converts each of its rows with the rate of the row's month (app.costs).
+(migration 0008), are set one by one or imported from CSV (CLI `cloudtally fx`, API /v1/fx-rates). A cost query
+with `currency=EUR` converts each of its rows with the rate of the row's month (app.costs), a budget with
+`convert_currencies` each day of its scope (app.itfm.conversion), and chargeback statements each line of the
+billing month (app.itfm.statements).
 
 A missing rate is an error that names the currency and the months, never a fallback to another month's rate or
 to the inverse pair: the figure finance reports must come from a rate finance chose.
@@ -17,16 +19,18 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from sqlalchemy import String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from app import MONEY_PRECISION
 from app.control import Base, Money, UTCDateTime, new_id, utcnow
 
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 RATE_PLACES = 18  # the warehouse's money scale: a rate has at most 18 decimal places
+PLACES = Decimal(1).scaleb(-RATE_PLACES)  # converted amounts are rounded half-up to these places
 CSV_COLUMNS = ("month", "currency", "to_currency", "rate")  # and an optional `source`
 MAX_CSV_ROWS = 100_000
 
@@ -214,6 +218,35 @@ class RateTable:
     def load(cls, session: Session, target: str) -> RateTable:
         rows = list_rates(session, to_currency=target)
         return cls(target.upper(), {(r.currency, r.month): (r.rate, r.source) for r in rows})
+
+    def missing(self, needed) -> dict[str, set[str]]:
+        """{currency: months} among the (currency, month) pairs of `needed` that are not in the target and have
+        no rate into it."""
+        out: dict[str, set[str]] = {}
+        for currency, month in needed:
+            if currency != self.target and (currency, month) not in self.rates:
+                out.setdefault(currency or "(none)", set()).add(month)
+        return out
+
+    def describe_missing(self, missing: dict[str, set[str]]) -> str:
+        """The error a conversion reports for `missing` (see missing()): every currency and month, and the fix."""
+        detail = "; ".join(f"{cur} for {', '.join(sorted(months))}" for cur, months in sorted(missing.items()))
+        return (f"no exchange rate into {self.target}: {detail}. Add them with `cloudtally fx set` or "
+                "`cloudtally fx import`, or PUT /v1/fx-rates")
+
+    def convert(self, amount: Decimal, currency: str, month: str) -> Decimal:
+        """`amount` (billed in `currency`, in `month`) in the target: x the month's rate, rounded half-up to 18
+        decimal places (exact when the product has no more places, as for amounts and rates of 9 places each).
+        KeyError when the rate is missing (check missing() first)."""
+        if currency == self.target:
+            return amount
+        with localcontext(prec=MONEY_PRECISION):
+            return (amount * self.rates[(currency, month)][0]).quantize(PLACES, rounding=ROUND_HALF_UP)
+
+    def used(self, pairs) -> list[dict]:
+        """The rates of the (currency, month) pairs converted: [{currency, month, rate, source}], sorted."""
+        return [{"currency": c, "month": m, "rate": rate_str(self.rates[(c, m)][0]), "source": self.rates[(c, m)][1]}
+                for c, m in sorted(set(pairs)) if c != self.target]
 
     def fingerprint(self) -> str:
         """Changes whenever a rate into the target changes (a cache key part)."""

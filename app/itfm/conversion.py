@@ -2,7 +2,7 @@
 exchange rates (app.currency) into the currency of a budget that asks for it (`convert_currencies`).
 
 Each day's amount in another currency is multiplied by the rate of its month and rounded half-up to 18 decimal
-places, as the cost query converts (app.costs.convert). A day whose month has no rate is not converted and not
+places (RateTable.convert, as the cost query converts). A day whose month has no rate is not converted and not
 counted: its amount is kept aside per currency and day, so a budget status can say what it left out and why, and
 the forecast learns only from the days after the last one left out (never from a history with holes in it).
 """
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal, localcontext
 
 from app import MONEY_PRECISION
 from app.currency import RateTable
 from app.itfm.actuals import DailySeries
 
-PLACES = Decimal(1).scaleb(-18)
 ZERO = Decimal(0)
 
 
@@ -77,9 +76,9 @@ def convert_series(by_currency: dict[str, DailySeries], rates: RateTable) -> Con
                         continue
                     if not (u or c):
                         continue
-                    out.used[(cur, f"{day.year:04d}-{day.month:02d}")] = found
-                    u = (u * found[0]).quantize(PLACES, rounding=ROUND_HALF_UP)
-                    c = (c * found[0]).quantize(PLACES, rounding=ROUND_HALF_UP)
+                    month = f"{day.year:04d}-{day.month:02d}"
+                    out.used[(cur, month)] = found
+                    u, c = rates.convert(u, cur, month), rates.convert(c, cur, month)
                 usage[offset + i] += u
                 calendar[offset + i] += c
     out.series = DailySeries(scope, target, first, usage, calendar)
