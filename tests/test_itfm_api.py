@@ -62,6 +62,69 @@ def test_chargeback_statements_reconcile_to_the_cent(loaded):
     assert solutions == {"alpha", "beta", "unallocated"}
 
 
+def test_chargeback_in_one_currency_converts_each_line_and_still_reconciles(loaded):
+    from app.costs import QueryError
+    from app.currency import RateTable, check_rate, set_rates
+
+    with loaded.warehouse.connect(read_only=True) as con:
+        native = statements.statements(con, "2026-10", "team")
+        with pytest.raises(QueryError) as err:  # no rate yet: an error naming the currency and month
+            statements.statements(con, "2026-10", "team", rates=RateTable("USD", {}))
+        assert err.value.parameter == "currency" and "EUR for 2026-10" in err.value.message
+    with loaded.sessions() as session:
+        set_rates(session, [check_rate("2026-10", "EUR", "USD", "1.085", "ECB"),
+                            check_rate("2026-10", "USD", "EUR", "0.9216589861751152", "ECB")])
+        session.commit()
+    usd_rates, eur_rates = RateTable.for_currency(loaded, "USD"), RateTable.for_currency(loaded, "EUR")
+    with loaded.warehouse.connect(read_only=True) as con:
+        doc = statements.statements(con, "2026-10", "team", rates=usd_rates)
+        in_eur = statements.statements(con, "2026-10", "team", rates=eur_rates)
+        towers = statements.tbm_totals(con, "2026-10", rates=usd_rates)
+    nat = {(s["group"], s["currency"]): s for s in native["statements"]}
+    st = {s["group"]: s for s in doc["statements"]}
+    assert set(st) == {"alpha", "beta"} and {s["currency"] for s in doc["statements"]} == {"USD"}
+    # alpha's USD statement plus its EUR statement x 1.085 (40.00 EUR -> 43.40 USD), lines keep their currency
+    alpha = st["alpha"]
+    assert D(alpha["total"]["EffectiveCost"]) == D(nat[("alpha", "USD")]["total"]["EffectiveCost"]) + D("43.40")
+    assert alpha["shared"] == nat[("alpha", "USD")]["shared"]
+    eur_lines = [ln for ln in alpha["lines"] if ln["billing_currency"] == "EUR"]
+    assert sum(D(ln["EffectiveCost"]) for ln in eur_lines) == D("43.40")
+    assert sum(D(ln["EffectiveCost"]) for ln in alpha["lines"]) == D(alpha["total"]["EffectiveCost"])
+    assert st["beta"]["total"] == nat[("beta", "USD")]["total"]  # USD stays as it is
+    # reconciliation: converted statements + unallocated = converted warehouse, and the per-currency proofs beside
+    (rec,) = doc["reconciliation"]
+    usd_wh = next(r for r in native["reconciliation"] if r["currency"] == "USD")["EffectiveCost"]["warehouse"]
+    assert D(rec["EffectiveCost"]["warehouse"]) == D(usd_wh) + D("43.40")
+    assert D(rec["EffectiveCost"]["statements"]) + D(rec["EffectiveCost"]["unallocated"]) == D(
+        rec["EffectiveCost"]["warehouse"])
+    assert rec["rounding_difference"] == {"EffectiveCost": "0.00", "BilledCost": "0.00"}
+    assert rec["billing_currencies"] == native["reconciliation"]
+    assert doc["conversion"] == {"currency": "USD", "rates": [
+        {"currency": "EUR", "month": "2026-10", "rate": "1.085", "source": "ECB"}]}
+    # into EUR: a rate with 16 places makes products longer than 18 places; the rounding difference is shown
+    (rec_eur,) = in_eur["reconciliation"]
+    diff = D(rec_eur["rounding_difference"]["EffectiveCost"])
+    assert abs(diff) < D("1e-15") and D(rec_eur["EffectiveCost"]["statements"]) + D(
+        rec_eur["EffectiveCost"]["unallocated"]) - D(rec_eur["EffectiveCost"]["warehouse"]) == diff
+    # CSV: one currency, each line's billing currency in the last column
+    rows = list(csv.DictReader(io.StringIO(statements.statements_csv(doc))))
+    assert {r["currency"] for r in rows} == {"USD"} and {r["billing_currency"] for r in rows} == {"USD", "EUR", "EUR+USD"}
+    assert sum(D(r["EffectiveCost"]) for r in rows if r["kind"] != "total") == D(rec["EffectiveCost"]["warehouse"])
+    # TBM in one currency sums to the same converted total
+    assert {r["currency"] for r in towers["rows"]} == {"USD"}
+    assert sum(D(r["EffectiveCost"]) for r in towers["rows"]) == D(rec["EffectiveCost"]["warehouse"])
+    # the API: currency= on chargeback and tbm; a missing rate is a 400 naming the parameter
+    fin = api_client(loaded, "finance")
+    with fin:
+        got = fin.get("/v1/finance/chargeback", params={"month": "2026-10", "currency": "USD"})
+        assert got.status_code == 200 and got.json()["conversion"] == doc["conversion"]
+        assert fin.get("/v1/finance/tbm", params={"month": "2026-10", "currency": "USD"}).json()["rows"] == \
+            towers["rows"]
+        bad = fin.get("/v1/finance/chargeback", params={"month": "2026-10", "currency": "GBP"})
+        assert bad.status_code == 400 and bad.json()["errors"][0]["parameter"] == "currency"
+        assert "no exchange rate into GBP" in bad.json()["errors"][0]["detail"]
+
+
 def test_tbm_mapping_is_overridable(loaded, tmp_path, monkeypatch):
     (tmp_path / "tbm.yaml").write_text("towers: {Compute: Compute Cloud}\npool: Public Cloud\n")
     monkeypatch.setenv("CLOUDTALLY_TBM_MAPPING", str(tmp_path / "tbm.yaml"))

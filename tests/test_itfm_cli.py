@@ -37,6 +37,11 @@ def test_cli_budgets_forecast_finance(rt, tmp_path):
     r = cli("finance", "chargeback", "--month", "2026-10", "--format", "csv", env=env)
     assert r.exit_code == 0 and "shared-fees" in r.stdout
     assert cli("finance", "chargeback", "--month", "2026-13", env=env).exit_code == 2
+    r = cli("finance", "chargeback", "--month", "2026-10", "--currency", "GBP", env=env)
+    assert r.exit_code == 1 and "no exchange rate into GBP" in r.stderr and "USD for 2026-10" in r.stderr
+    assert cli("fx", "set", "2026-10", "EUR", "USD", "1.085", env=env).exit_code == 0
+    r = cli("finance", "chargeback", "--month", "2026-10", "--currency", "USD", env=env)
+    assert r.exit_code == 0 and "converted into USD: EUR 2026-10 x 1.085" in r.stdout
     r = cli("finance", "export", "--month", "2026-10", env=env)
     assert r.stdout.splitlines()[0].startswith("period,cost_center,team,service,tower") and ",budget" in r.stdout
     r = cli("forecast", "backtest", "--teams", "--output", "json", env=env)

@@ -39,7 +39,7 @@ def _cents(v: str | None) -> str:
 def budgets_import(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV: budget, team, service, cost_center, "
                                 "provider, account, period_type, fiscal_year_start, currency, metric, version, period, "
-                                "amount (budget, currency, period, amount required)."),
+                                "amount, convert_currencies (budget, currency, period, amount required)."),
     replace: bool = typer.Option(False, "--replace", help="Also delete amounts of the named budgets the file does "
                                  "not list."),
 ) -> None:
@@ -279,19 +279,24 @@ def finance_chargeback(
     month: str = typer.Option(..., "--month", help="Billing month YYYY-MM."),
     by: str = typer.Option("team", "--by", help="team or cost_center."),
     mode: str = typer.Option("chargeback", "--mode", help="chargeback or showback."),
+    currency: Optional[str] = typer.Option(None, "--currency", help="Report in this currency (e.g. EUR): each line "
+                                           "converted with finance's rate for the month (`cloudtally fx`); default: "
+                                           "one statement per billing currency."),
     fmt: str = typer.Option("table", "--format", help="table, json or csv."),
 ) -> None:
     """Statements per team or cost center: direct, shared (per split rule) and unallocated cost, reconciled to the
-    month's warehouse total per currency."""
+    month's warehouse total per currency (and, with --currency, converted into one)."""
     from app.costs import QueryError
+    from app.currency import RateTable
     from app.itfm import statements
 
     rt = runtime()
+    rates = RateTable.for_currency(rt, currency)
     with rt.warehouse.connect(read_only=True) as con:
         try:
-            doc = statements.statements(con, month, by, mode)
+            doc = statements.statements(con, month, by, mode, rates=rates)
         except QueryError as exc:
-            fail(str(exc), 2)
+            fail(str(exc), 1 if exc.parameter == "currency" else 2)
     if fmt == "json":
         out.print_json(json.dumps(doc))
     elif fmt == "csv":
@@ -309,6 +314,10 @@ def finance_chargeback(
         for r in doc["reconciliation"]:
             t.add_row("[bold]warehouse total", r["currency"], "", "", f"[bold]{_cents(r['EffectiveCost']['warehouse'])}")
         out.print(t)
+        if "conversion" in doc:
+            used = ", ".join(f"{r['currency']} {r['month']} x {r['rate']}" + (f" ({r['source']})" if r["source"] else "")
+                             for r in doc["conversion"]["rates"])
+            out.print(f"converted into {doc['conversion']['currency']}: {used or 'no rate needed'}", highlight=False)
 
 
 @finance_app.command("export")

@@ -7,6 +7,12 @@ rule gave it whole) and its **shared** cost (parts of lines a split rule divided
 tower and service. Costs no rule gave a value of the dimension (and lines awaiting allocation) form the
 **unallocated** statement. Per currency, statements + unallocated equal the month's warehouse total, checked on
 every call (app.finance.ReconciliationError otherwise). Everything is summed in SQL DECIMAL.
+
+In one reporting currency (`rates`): the statements are first built and reconciled per billing currency as above,
+then each line is converted with finance's rate for the billing month (RateTable.convert: half-up to 18 places)
+and a group's statements in different currencies become one; the `reconciliation` then also compares the converted
+statements with the converted warehouse totals (`rounding_difference`: zero unless a product needed more than 18
+decimal places). A missing rate is a QueryError naming the currencies.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import duckdb
 
 from app.allocation.compile import ALLOCATION_TABLE
 from app.costs import QueryError, money_str
+from app.currency import RateTable
 from app.finance import ReconciliationError, parse_month, warehouse_totals
 from app.itfm import tbm
 from app.warehouse import COST_TABLE
@@ -27,6 +34,7 @@ MODES = ("chargeback", "showback")
 EXPORT_COLUMNS = ("period", "cost_center", "team", "service", "tower", "provider", "account", "currency", "billed",
                   "effective", "budget", "forecast", "variance", "row_type")
 ZERO = Decimal(0)
+METRICS = ("EffectiveCost", "BilledCost")
 
 
 def _lines_sql(by: str, doc: dict) -> str:
@@ -52,7 +60,7 @@ def _money(d: dict) -> dict:
 
 
 def statements(con: duckdb.DuckDBPyConnection, month: str, by: str = "team", mode: str = "chargeback",
-               group: str | None = None) -> dict:
+               group: str | None = None, rates: RateTable | None = None) -> dict:
     if by not in BY:
         raise QueryError("by", f"{by!r} is not one of {', '.join(BY)}")
     if mode not in MODES:
@@ -89,6 +97,9 @@ def statements(con: duckdb.DuckDBPyConnection, month: str, by: str = "team", mod
         recon.append({"currency": cur, **{m: {"statements": money_str(sums[m] - unalloc[m]),
                                                "unallocated": money_str(unalloc[m]), "warehouse": money_str(wh[m])}
                                            for m in ("EffectiveCost", "BilledCost")}, "reconciled": True})
+    conversion = None
+    if rates is not None:
+        groups, recon, conversion = _in_one_currency(groups, recon, totals, month, rates)
     out_statements, out_unalloc = [], []
     for (g, cur), st in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0] is None, kv[0][0] or "")):
         shared = sorted(st["shared"].values(), key=lambda s: s["rule"] or "")
@@ -104,32 +115,70 @@ def statements(con: duckdb.DuckDBPyConnection, month: str, by: str = "team", mod
             "note": ("chargeback: each group's total is charged to its P&L" if mode == "chargeback" else
                      "showback: for information; the cost stays in the central budget"),
             "statements": out_statements, "unallocated": out_unalloc if group is None else [],
-            "reconciliation": recon}
+            "reconciliation": recon, **({"conversion": conversion} if conversion else {})}
+
+
+def _in_one_currency(groups: dict, recon: list[dict], totals: dict, month: str, rates: RateTable):
+    """The reconciled per-currency `groups` as one statement per group in `rates.target` (each line converted, the
+    line keeping its `billing_currency`), the reconciliation in the target beside the per-currency one, and the
+    conversion block (rates used)."""
+    currencies = {c for _, c in groups} | set(totals)
+    missing = rates.missing((c, month) for c in currencies)
+    if missing:
+        raise QueryError("currency", rates.describe_missing(missing))
+    target = rates.target
+    out: dict[tuple, dict] = {}
+    for (g, cur), st in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")):
+        t = out.setdefault((g, target), {**st, "currency": target, "direct": {m: ZERO for m in METRICS},
+                                          "shared": {}, "lines": []})
+        for ln in st["lines"]:
+            conv = {**ln, "billing_currency": cur, **{m: rates.convert(ln[m], cur, month) for m in METRICS}}
+            t["lines"].append(conv)
+            if ln["kind"] == "shared":
+                sh = t["shared"].setdefault(ln["rule"], {"rule": ln["rule"], **{m: ZERO for m in METRICS}})
+            else:
+                sh = t["direct"]
+            for m in METRICS:
+                sh[m] += conv[m]
+    for t in out.values():
+        t["lines"].sort(key=lambda x: (x["kind"], x["rule"] or "", -x["EffectiveCost"], x["tower"],
+                                       x["service"] or "", x["billing_currency"]))
+    wh = {m: sum((rates.convert(totals[c][m], c, month) for c in totals), ZERO) for m in METRICS}
+    unalloc = out.get((None, target), {"direct": {m: ZERO for m in METRICS}})["direct"]
+    sums = {m: sum((t["direct"][m] + sum((s[m] for s in t["shared"].values()), ZERO) for t in out.values()), ZERO)
+            for m in METRICS}
+    converted = {"currency": target, **{m: {"statements": money_str(sums[m] - unalloc[m]),
+                                            "unallocated": money_str(unalloc[m]), "warehouse": money_str(wh[m])}
+                                        for m in METRICS},
+                 "rounding_difference": {m: money_str(sums[m] - wh[m]) for m in METRICS},
+                 "reconciled": True, "billing_currencies": recon}
+    return out, [converted], {"currency": target, "rates": rates.used((c, month) for c in currencies)}
 
 
 def statements_csv(doc: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["month", "by", "mode", "group", "currency", "kind", "rule", "pool", "tower", "service_category",
-                "service", "EffectiveCost", "BilledCost"])
+                "service", "EffectiveCost", "BilledCost", "billing_currency"])
     for st in doc["statements"] + doc["unallocated"]:
         for ln in st["lines"]:
             kind = "unallocated" if st in doc["unallocated"] else ln["kind"]
             w.writerow([doc["month"], doc["by"], doc["mode"], st["group"], st["currency"], kind, ln["rule"] or "",
                         ln["pool"], ln["tower"], ln["service_category"], ln["service"] or "", ln["EffectiveCost"],
-                        ln["BilledCost"]])
+                        ln["BilledCost"], ln.get("billing_currency", st["currency"])])
     for r in doc["reconciliation"]:
         w.writerow([doc["month"], doc["by"], doc["mode"], "TOTAL (warehouse)", r["currency"], "total", "", "", "", "",
-                    "", r["EffectiveCost"]["warehouse"], r["BilledCost"]["warehouse"]])
+                    "", r["EffectiveCost"]["warehouse"], r["BilledCost"]["warehouse"],
+                    "+".join(b["currency"] for b in r.get("billing_currencies", [r]))])
     return buf.getvalue()
 
 
-def tbm_totals(con: duckdb.DuckDBPyConnection, month: str, by: str = "tower") -> dict:
+def tbm_totals(con: duckdb.DuckDBPyConnection, month: str, by: str = "tower", rates: RateTable | None = None) -> dict:
     """Month totals by TBM layer: pool (always Cloud Services), tower, or solution (the allocated team;
-    `unallocated` for the rest), per currency, reconciled to the warehouse."""
+    `unallocated` for the rest), per currency (or in `rates.target`), reconciled to the warehouse."""
     if by not in ("pool", "tower", "solution"):
         raise QueryError("by", f"{by!r} is not one of pool, tower, solution")
-    doc = statements(con, month, "team")
+    doc = statements(con, month, "team", rates=rates)
     acc: dict[tuple, dict] = {}
     for st in doc["statements"] + doc["unallocated"]:
         for ln in st["lines"]:
@@ -140,7 +189,7 @@ def tbm_totals(con: duckdb.DuckDBPyConnection, month: str, by: str = "tower") ->
     rows = [{by: k, "currency": cur, **_money(v)} for (cur, k), v in
             sorted(acc.items(), key=lambda kv: (kv[0][0], -kv[1]["EffectiveCost"]))]
     return {"month": month, "by": by, "pool": tbm.mapping()["pool"], "rows": rows,
-            "reconciliation": doc["reconciliation"]}
+            "reconciliation": doc["reconciliation"], **({"conversion": doc["conversion"]} if "conversion" in doc else {})}
 
 
 def export_rows(con: duckdb.DuckDBPyConnection, month: str, budget_rows: list[dict] | None = None) -> list[dict]:

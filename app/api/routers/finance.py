@@ -13,11 +13,15 @@ from app import finance
 from app.access import Principal
 from app.api.auth import FINANCE, principal
 from app.api.deps import db_session, get_runtime, warehouse
+from app.currency import RateTable
 from app.runtime import Runtime
 from app.api.problems import PROBLEM_RESPONSES, problem
 
 router = APIRouter(prefix="/finance", tags=["finance"], dependencies=[FINANCE])
 MONTH_RE = r"^\d{4}-\d{2}$"
+CURRENCY_RE = r"^[A-Za-z]{3}$"
+CURRENCY_DOC = ("Report in this ISO 4217 currency: each billing currency converted with finance's rate for the month "
+                "(/v1/fx-rates). Default: per billing currency.")
 
 
 @router.get("/monthly-totals", summary="Totals of a billing month by a dimension",
@@ -93,16 +97,20 @@ def chargeback(
     mode: Literal["chargeback", "showback"] = Query("chargeback", description="Chargeback (charged to the group's "
                                                     "P&L) or showback (shown; the cost stays central)."),
     group: str | None = Query(None, max_length=200, description="Only this team's or cost center's statement."),
+    currency: str | None = Query(None, pattern=CURRENCY_RE, description=CURRENCY_DOC),
     format: Literal["json", "csv"] = Query("json", description="JSON document or CSV table."),
     con: duckdb.DuckDBPyConnection = Depends(warehouse),
+    rt: Runtime = Depends(get_runtime),
 ) -> Response:
     """Per group and currency: EffectiveCost (amortized) and BilledCost, direct (parts a rule gave the group whole)
     and shared (parts of lines a split rule divided, one line per rule), with lines by TBM tower and service; the
     `unallocated` statement holds what no rule gave a group. `reconciliation`: per currency statements +
-    unallocated = the month's warehouse total, checked on every request."""
+    unallocated = the month's warehouse total, checked on every request. With `currency`: one statement per group
+    in that currency, each line converted with finance's rate for the month and keeping its `billing_currency`;
+    `conversion` lists the rates, and the reconciliation is also given converted (a missing rate is a 400)."""
     from app.itfm import statements
 
-    doc = statements.statements(con, month, by, mode, group)
+    doc = statements.statements(con, month, by, mode, group, RateTable.for_currency(rt, currency))
     if format == "csv":
         return Response(statements.statements_csv(doc), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{mode}-{month}-{by}.csv"'})
@@ -115,13 +123,15 @@ def tbm_totals(
     by: Literal["pool", "tower", "solution"] = Query("tower", description="TBM 5.0 layer: cost pool (Cloud "
                                                      "Services), resource tower (from ServiceCategory), or solution "
                                                      "(the allocated team)."),
+    currency: str | None = Query(None, pattern=CURRENCY_RE, description=CURRENCY_DOC),
     con: duckdb.DuckDBPyConnection = Depends(warehouse),
+    rt: Runtime = Depends(get_runtime),
 ) -> dict:
     """EffectiveCost and BilledCost per TBM layer value and currency, reconciled to the warehouse. The mapping is
     app/itfm/tbm.yaml, overridable with the YAML named by CLOUDTALLY_TBM_MAPPING."""
     from app.itfm import statements
 
-    return statements.tbm_totals(con, month, by)
+    return statements.tbm_totals(con, month, by, RateTable.for_currency(rt, currency))
 
 
 @router.get("/export", summary="Flat ITFM hand-off CSV of a billing month",
