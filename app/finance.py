@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.allocation.compile import ALLOCATION_TABLE
 from app.control import ClosedMonth, Delivery, utcnow
 from app.costs import QueryError, money_str
+from app.currency import RateTable
 from app.warehouse import COST_TABLE
 
 BY = ("cost_center", "team", "service", "provider", "account")
@@ -164,6 +165,32 @@ def month_figures(con: duckdb.DuckDBPyConnection, month: str, by: str, metrics: 
         "source": "rollups" if rollups else "lines",
     }
     return out, totals
+
+
+def in_currency(doc: dict, totals: dict[str, dict], rates: RateTable) -> dict:
+    """The month_figures document in `rates.target`: each row converted with finance's rate for the month and rows
+    equal but for their billing currency merged; the reconciliation converted (the per-currency one kept under
+    `billing_currencies`, `rounding_difference` zero unless a product needed more than 18 decimal places); the
+    rates used under `conversion`. QueryError("currency") names every missing rate."""
+    month, metrics, target = doc["month"], doc["metrics"], rates.target
+    currencies = {r["currency"] for r in doc["rows"]} | set(totals)
+    missing = rates.missing((c, month) for c in currencies)
+    if missing:
+        raise QueryError("currency", rates.describe_missing(missing))
+    merged: dict[tuple, dict] = {}
+    for r in doc["rows"]:
+        key = (r["group"], r["unallocated"], r.get("label"))
+        row = merged.setdefault(key, {**r, "currency": target, **{m: Decimal(0) for m in metrics}})
+        for m in metrics:
+            row[m] += rates.convert(Decimal(r[m]), r["currency"], month)
+    rows = sorted(merged.values(), key=lambda r: (r["unallocated"], -r[metrics[0]], r["group"] or ""))
+    sums = {m: sum((r[m] for r in rows), Decimal(0)) for m in metrics}
+    wh = {m: sum((rates.convert(t[m], c, month) for c, t in totals.items()), Decimal(0)) for m in metrics}
+    footer = [{"currency": target, **{m: {"groups": money_str(sums[m]), "warehouse": money_str(wh[m])} for m in metrics},
+               "rounding_difference": {m: money_str(sums[m] - wh[m]) for m in metrics}, "reconciled": True,
+               "billing_currencies": doc["reconciliation"]}]
+    return {**doc, "rows": [{**r, **{m: money_str(r[m]) for m in metrics}} for r in rows], "reconciliation": footer,
+            "conversion": {"currency": target, "rates": rates.used((c, month) for c in currencies)}}
 
 
 def closed_view(c: ClosedMonth) -> dict:

@@ -125,6 +125,43 @@ def test_chargeback_in_one_currency_converts_each_line_and_still_reconciles(load
         assert "no exchange rate into GBP" in bad.json()["errors"][0]["detail"]
 
 
+def test_monthly_totals_and_the_itfm_export_in_one_currency(loaded):
+    from app.currency import check_rate, set_rates
+    from app.itfm.budgets import create_budget
+
+    with loaded.sessions() as session:
+        set_rates(session, [check_rate("2026-10", "EUR", "USD", "1.085", "ECB")])
+        create_budget(session, {"name": "alpha-eur", "team": "alpha", "currency": "EUR"},
+                      [{"period": "2026-10", "amount": "100"}])
+    fin = api_client(loaded, "finance")
+    with fin:
+        native = fin.get("/v1/finance/monthly-totals", params={"month": "2026-10", "by": "team"}).json()
+        doc = fin.get("/v1/finance/monthly-totals", params={"month": "2026-10", "by": "team", "currency": "USD"}).json()
+        nat = {(r["group"], r["currency"]): D(r["EffectiveCost"]) for r in native["rows"]}
+        got = {r["group"]: D(r["EffectiveCost"]) for r in doc["rows"]}
+        assert {r["currency"] for r in doc["rows"]} == {"USD"} and len(doc["rows"]) == len(got)
+        assert got["alpha"] == nat[("alpha", "USD")] + nat[("alpha", "EUR")] * D("1.085")
+        assert got["beta"] == nat[("beta", "USD")]
+        (rec,) = doc["reconciliation"]
+        assert D(rec["EffectiveCost"]["groups"]) == D(rec["EffectiveCost"]["warehouse"]) == sum(got.values())
+        assert rec["rounding_difference"]["EffectiveCost"] == "0.00"
+        assert rec["billing_currencies"] == native["reconciliation"]
+        assert doc["conversion"]["rates"] == [{"currency": "EUR", "month": "2026-10", "rate": "1.085", "source": "ECB"}]
+        # a closed month keeps its snapshot per billing currency
+        assert fin.post("/v1/finance/months/2026-10/close").status_code == 201
+        closed = fin.get("/v1/finance/monthly-totals", params={"month": "2026-10", "currency": "USD"}).json()
+        assert {t["currency"] for t in closed["closed"]["totals"]} == {"USD", "EUR"}
+        bad = fin.get("/v1/finance/monthly-totals", params={"month": "2026-10", "currency": "JPY"})
+        assert bad.status_code == 400 and "no exchange rate into JPY" in bad.text
+        # the flat export: every amount in USD, cost rows summing to the converted total, budget rows converted
+        text = fin.get("/v1/finance/export", params={"month": "2026-10", "currency": "USD"}).text
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert {r["currency"] for r in rows} == {"USD"}
+        assert sum(D(r["effective"]) for r in rows if r["row_type"] == "cost") == D(rec["EffectiveCost"]["warehouse"])
+        (budget,) = [r for r in rows if r["row_type"] == "budget"]
+        assert D(budget["budget"]) == D("108.50") and D(budget["effective"]) == D("43.40")  # 40.00 EUR actual
+
+
 def test_tbm_mapping_is_overridable(loaded, tmp_path, monkeypatch):
     (tmp_path / "tbm.yaml").write_text("towers: {Compute: Compute Cloud}\npool: Public Cloud\n")
     monkeypatch.setenv("CLOUDTALLY_TBM_MAPPING", str(tmp_path / "tbm.yaml"))

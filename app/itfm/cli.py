@@ -324,18 +324,22 @@ def finance_chargeback(
 def finance_export(
     month: str = typer.Option(..., "--month", help="Billing month YYYY-MM."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="File (default stdout)."),
+    currency: Optional[str] = typer.Option(None, "--currency", help="Every amount in this currency (e.g. EUR), "
+                                           "converted with finance's rate for the month (`cloudtally fx`)."),
 ) -> None:
     """The flat ITFM hand-off CSV of a month (cost rows reconciled to the warehouse, then budget rows)."""
     from app.costs import QueryError
+    from app.currency import RateTable
     from app.itfm import statements
 
     rt = runtime()
     with rt.sessions() as session, rt.warehouse.connect(read_only=True) as con:
+        rates = RateTable.load(session, currency) if currency else None
         try:
             text = statements.export_csv(statements.export_rows(con, month, statements.budget_export_rows(
-                con, session, month)))
+                con, session, month), rates))
         except QueryError as exc:
-            fail(str(exc), 2)
+            fail(str(exc), 1 if exc.parameter == "currency" else 2)
     if output:
         output.write_text(text, encoding="utf-8")
     else:

@@ -192,10 +192,13 @@ def tbm_totals(con: duckdb.DuckDBPyConnection, month: str, by: str = "tower", ra
             "reconciliation": doc["reconciliation"], **({"conversion": doc["conversion"]} if "conversion" in doc else {})}
 
 
-def export_rows(con: duckdb.DuckDBPyConnection, month: str, budget_rows: list[dict] | None = None) -> list[dict]:
+def export_rows(con: duckdb.DuckDBPyConnection, month: str, budget_rows: list[dict] | None = None,
+                rates: RateTable | None = None) -> list[dict]:
     """The flat ITFM hand-off of a billing month: one `cost` row per cost center, team, service, tower, provider,
     account and currency (summing to the warehouse per currency), then one `budget` row per monthly budget of the
-    month (its scope's dimensions, actual as `effective`, budget, forecast = EAC, variance = EAC - budget)."""
+    month (its scope's dimensions, actual as `effective`, budget, forecast = EAC, variance = EAC - budget).
+    `rates`: every amount in `rates.target` (each converted with the month's rate after the per-currency check;
+    cost rows equal but for their currency merged)."""
     start, end = parse_month("month", month)
     sql = (
         "SELECT a.cost_center, CASE WHEN a.team = 'unallocated' THEN NULL ELSE a.team END, "
@@ -223,7 +226,25 @@ def export_rows(con: duckdb.DuckDBPyConnection, month: str, budget_rows: list[di
         want = wh.get(cur, {"BilledCost": ZERO, "EffectiveCost": ZERO})
         if got != [want["BilledCost"], want["EffectiveCost"]]:
             raise ReconciliationError(f"export {month}, {cur}: rows {got} != warehouse {want}")
-    return rows + (budget_rows or [])
+    if rates is None:
+        return rows + (budget_rows or [])
+    return _export_in_currency(rows, budget_rows or [], month, rates)
+
+
+def _export_in_currency(rows: list[dict], budget_rows: list[dict], month: str, rates: RateTable) -> list[dict]:
+    missing = rates.missing((r["currency"], month) for r in rows + budget_rows)
+    if missing:
+        raise QueryError("currency", rates.describe_missing(missing))
+    amounts = ("billed", "effective", "budget", "forecast", "variance")
+    merged: dict[tuple, dict] = {}
+    for r in rows:
+        key = tuple(r[k] for k in EXPORT_COLUMNS if k not in amounts and k != "currency")
+        row = merged.setdefault(key, {**r, "currency": rates.target, "billed": ZERO, "effective": ZERO})
+        row["billed"] += rates.convert(r["billed"], r["currency"], month)
+        row["effective"] += rates.convert(r["effective"], r["currency"], month)
+    budgets = [{**r, "currency": rates.target, **{k: None if r[k] is None else rates.convert(r[k], r["currency"], month)
+                                                   for k in amounts}} for r in budget_rows]
+    return list(merged.values()) + budgets
 
 
 def export_csv(rows: list[dict]) -> str:

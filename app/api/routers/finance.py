@@ -35,6 +35,7 @@ def monthly_totals(
     metric: list[Literal["EffectiveCost", "BilledCost"]] = Query(
         ["EffectiveCost", "BilledCost"], description="Metrics to show side by side: EffectiveCost (amortized) and/or "
         "BilledCost (invoiced). The reconciliation checks both whatever is shown."),
+    currency: str | None = Query(None, pattern=CURRENCY_RE, description=CURRENCY_DOC),
     format: Literal["json", "csv"] = Query("json", description="JSON document or CSV table."),
     rt: Runtime = Depends(get_runtime),
     session: Session = Depends(db_session),
@@ -43,13 +44,18 @@ def monthly_totals(
     rule claimed (allocation dimensions). `reconciliation`: per currency the sum of the groups and the warehouse
     total of the month, equal by construction and checked whenever the figures are computed (a repeated request
     is answered from memory while the warehouse is unchanged). If the month is closed, `closed` holds its snapshot
-    and `restatement` what moved since: deltas per currency and the deliveries loaded after the close."""
+    and `restatement` what moved since: deltas per currency and the deliveries loaded after the close. With
+    `currency`: rows converted with finance's rate for the month and merged across billing currencies, the
+    reconciliation converted too (the per-currency one beside it), `conversion` the rates; `closed` and
+    `restatement` stay per billing currency, as the month was closed."""
     metrics = tuple(dict.fromkeys(metric)) or finance.METRICS
     # The warehouse figures come from the read cache while the warehouse is unchanged (app.warehouse); the close
     # state is read from the control database on every request.
     figures = rt.warehouse.read_through(("monthly-totals", month, by, metrics),
                                         lambda con: finance.month_figures(con, month, by, metrics),
                                         size=lambda f: 256 * (len(f[0]["rows"]) + len(f[1]) + 4))
+    if currency:
+        figures = (finance.in_currency(figures[0], figures[1], RateTable.load(session, currency)), figures[1])
     doc = finance.with_close_state(session, month, figures)
     if format == "csv":
         return Response(finance.to_csv(doc), media_type="text/csv; charset=utf-8",
@@ -138,6 +144,7 @@ def tbm_totals(
             responses={200: {"content": {"text/csv": {}}}, **PROBLEM_RESPONSES})
 def itfm_export(
     month: str = Query(..., description="Billing month (YYYY-MM).", examples=["2026-10"], pattern=MONTH_RE),
+    currency: str | None = Query(None, pattern=CURRENCY_RE, description=CURRENCY_DOC + " Budget rows too."),
     con: duckdb.DuckDBPyConnection = Depends(warehouse),
     session: Session = Depends(db_session),
 ) -> Response:
@@ -148,6 +155,7 @@ def itfm_export(
     (EAC) and variance (EAC − budget)."""
     from app.itfm import statements
 
-    rows = statements.export_rows(con, month, statements.budget_export_rows(con, session, month))
+    rates = RateTable.load(session, currency) if currency else None
+    rows = statements.export_rows(con, month, statements.budget_export_rows(con, session, month), rates)
     return Response(statements.export_csv(rows), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="itfm-export-{month}.csv"'})
