@@ -250,7 +250,7 @@ def costs(
                         alloc.active_document(rt)[1].dimensions, currency=currency)
     except QueryError as exc:
         fail(f"--{exc.parameter.replace('_', '-')}: {exc.message}", 2)
-    from app.currency import RateTable
+    from app.currency import RateTable, describe_rates
 
     rates = RateTable.for_currency(rt, q.currency)
     with rt.warehouse.connect(read_only=True) as con:
@@ -279,8 +279,7 @@ def costs(
                 f"{c['provider']} {c['period'][:7]} {c['currency']} {c['coverage_pct'] or '-'}%" for c in coverage),
                 highlight=False)
         if result.conversion is not None:
-            used = ", ".join(f"{r['currency']} {r['month']} x {r['rate']}" + (f" ({r['source']})" if r["source"] else "")
-                             for r in result.conversion["rates"])
+            used = describe_rates(result.conversion["rates"])
             out.print(f"converted into {result.conversion['currency']}: {used or 'no rate needed'}", highlight=False)
         err.print("amounts rounded to the cent for display; --format json or csv gives them exactly")
         if result.truncated:

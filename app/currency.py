@@ -199,6 +199,12 @@ def to_csv(rows: list[ExchangeRate]) -> str:
     return buf.getvalue()
 
 
+def describe_rates(rates: list[dict]) -> str:
+    """Rates used ({currency, month, rate, source}) as one line for people: `EUR 2026-10 x 1.085 (ECB), ...`."""
+    return ", ".join(f"{r['currency']} {r['month']} x {r['rate']}" + (f" ({r['source']})" if r.get("source") else "")
+                     for r in rates)
+
+
 @dataclass(frozen=True)
 class RateTable:
     """The rates into one reporting currency, as a cost query reads them: (currency, month) -> (rate, source)."""

@@ -353,5 +353,5 @@ def test_convert_currencies_through_the_api(loaded):
         rows = {r["name"]: r for r in csv.DictReader(io.StringIO(
             fin.get("/v1/budgets/status", params={"format": "csv"}).text))}
         assert rows["alpha-all"]["convert_currencies"] == "true"
-        assert rows["alpha-all"]["conversion"] == "EUR 2026-10 1.085 (ECB)"
+        assert rows["alpha-all"]["conversion"] == "EUR 2026-10 x 1.085 (ECB)"
         assert rows["alpha-usd"]["not_counted"].startswith("EUR 40.00 (billed in EUR;")

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.costs import money_str
-from app.currency import RateTable, rate_str
+from app.currency import RateTable, describe_rates, rate_str
 from app.itfm import periods
 from app.itfm.actuals import DIMS, METRICS, DailySeries, ScopeDims, daily_series, data_end
 from app.itfm.conversion import ConvertedSeries, convert_series, left_out_in
@@ -559,10 +559,6 @@ def describe_not_counted(items: list[dict]) -> str:
     return "; ".join(f"{i['currency']} {i['amount']} ({i['reason']})" for i in items)
 
 
-def describe_conversion(items: list[dict]) -> str:
-    """`conversion` as one line of text: `EUR 2026-10 1.0800 (ECB)`."""
-    return "; ".join(f"{i['currency']} {i['month']} {i['rate']}" + (f" ({i['source']})" if i.get("source") else "")
-                     for i in items)
 
 
 def status_csv(rows: list[dict]) -> str:
@@ -570,7 +566,7 @@ def status_csv(rows: list[dict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(STATUS_COLUMNS)
     for r in rows:
-        flat = {**r, **r["scope"], "conversion": describe_conversion(r.get("conversion") or []),
+        flat = {**r, **r["scope"], "conversion": describe_rates(r.get("conversion") or []),
                 "not_counted": describe_not_counted(r.get("not_counted") or [])}
         w.writerow(["" if flat.get(k) is None else (str(flat[k]).lower() if isinstance(flat[k], bool) else flat[k])
                     for k in STATUS_COLUMNS])

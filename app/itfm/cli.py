@@ -94,6 +94,7 @@ def budgets_list(output: str = typer.Option("table", "--output", help="table or 
 
 
 def print_statuses(rows: list[dict], title: str = "Budget status") -> None:
+    from app.currency import describe_rates
     from app.itfm import budgets
 
     t = Table(title=title)
@@ -110,7 +111,7 @@ def print_statuses(rows: list[dict], title: str = "Budget status") -> None:
             out.print(f"{s['name']} {s['period']}: no forecast: {s['forecast_note']}", highlight=False)
         if s.get("conversion"):
             out.print(f"{s['name']} {s['period']}: converted into {s['currency']} with "
-                      f"{budgets.describe_conversion(s['conversion'])}", highlight=False)
+                      f"{describe_rates(s['conversion'])}", highlight=False)
         if s.get("not_counted"):
             out.print(f"{s['name']} {s['period']}: not counted: {budgets.describe_not_counted(s['not_counted'])}",
                       highlight=False)
@@ -287,7 +288,7 @@ def finance_chargeback(
     """Statements per team or cost center: direct, shared (per split rule) and unallocated cost, reconciled to the
     month's warehouse total per currency (and, with --currency, converted into one)."""
     from app.costs import QueryError
-    from app.currency import RateTable
+    from app.currency import RateTable, describe_rates
     from app.itfm import statements
 
     rt = runtime()
@@ -315,8 +316,7 @@ def finance_chargeback(
             t.add_row("[bold]warehouse total", r["currency"], "", "", f"[bold]{_cents(r['EffectiveCost']['warehouse'])}")
         out.print(t)
         if "conversion" in doc:
-            used = ", ".join(f"{r['currency']} {r['month']} x {r['rate']}" + (f" ({r['source']})" if r["source"] else "")
-                             for r in doc["conversion"]["rates"])
+            used = describe_rates(doc["conversion"]["rates"])
             out.print(f"converted into {doc['conversion']['currency']}: {used or 'no rate needed'}", highlight=False)
 
 

@@ -46,7 +46,7 @@ export async function budgetsPanel(root, state, { only = () => true, heading = "
     columns: ["Budget", "Scope", "Period", "Currency", "Metric", "Budget", "Actual", "Forecast rest", "EAC", "Variance", "Variance %", "Status", "EAC % of budget", "Crossing date"] }));
   // What each actual converted, and what it leaves out (another billing currency, or a month without a rate).
   const notes = st.flatMap((s) => [
-    ...(s.conversion?.length ? [`${s.name} (${s.period}): converted into ${s.currency} with ${s.conversion.map((r) => `${r.currency} ${r.month} ${r.rate}${r.source ? ` (${r.source})` : ""}`).join("; ")}.`] : []),
+    ...(s.conversion?.length ? [`${s.name} (${s.period}): converted into ${s.currency} with ${s.conversion.map((r) => `${r.currency} ${r.month} × ${r.rate}${r.source ? ` (${r.source})` : ""}`).join("; ")}.`] : []),
     ...(s.not_counted || []).map((n) => `${s.name} (${s.period}): not counted: ${n.currency} ${D.fmt(D.parse(n.amount))}, ${n.reason}.`)]);
   if (notes.length) panel.append(h("ul", { class: "window budget-notes" }, notes.map((t) => h("li", {}, t))));
   const cols = ["name", "period", "currency", "metric", "version", "budget", "actual", "actual_through", "forecast_remaining", "eac", "variance", "variance_pct", "favorable", "pct_of_budget_forecast", "projected_crossing_date"];
