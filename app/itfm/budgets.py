@@ -27,7 +27,7 @@ import duckdb
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.costs import money_str
+from app.costs import cents_str, money_str
 from app.currency import RateTable, describe_rates, rate_str
 from app.itfm import periods
 from app.itfm.actuals import DIMS, METRICS, DailySeries, ScopeDims, daily_series, data_end
@@ -540,7 +540,7 @@ def statuses(con: duckdb.DuckDBPyConnection, budgets: list[Budget], as_of: date 
                 others = {c: {ser.day(i): u + v for i, (u, v) in enumerate(zip(ser.usage, ser.calendar)) if u or v}
                           for (i_, c), ser in series.items() if i_ == k[0] and c != b.currency}
                 left = left_out_in(others, s, counted_end, lambda c, _m, t=b.currency: (
-                    f"billed in {c}; this budget counts {t} only (set convert_currencies to count it)"))
+                    f"billed in {c}; this budget counts {t} only: set convert_currencies to count it"))
             out.append(compute_status(b, s, e, counted(k)[0], f, note, through, used, left))
     out.sort(key=lambda st: (st.name, st.period_start))
     return out
@@ -554,9 +554,11 @@ STATUS_COLUMNS = ("name", "budget_id", *DIMS, "period_type", "period", "period_s
                   "conversion", "not_counted")
 
 
-def describe_not_counted(items: list[dict]) -> str:
-    """`not_counted` as one line of text: `EUR 40.00 (billed in EUR; ...); GBP 3.10 (...)`."""
-    return "; ".join(f"{i['currency']} {i['amount']} ({i['reason']})" for i in items)
+def describe_not_counted(items: list[dict], cents: bool = False) -> str:
+    """`not_counted` (JSON form) as one line of text: `EUR 40.00 (billed in EUR; ...); GBP 3.10 (...)`; amounts
+    exact, or rounded to the cent for people (`cents`)."""
+    return "; ".join(f"{i['currency']} {cents_str(Decimal(i['amount'])) if cents else i['amount']} ({i['reason']})"
+                     for i in items)
 
 
 

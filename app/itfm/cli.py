@@ -113,7 +113,7 @@ def print_statuses(rows: list[dict], title: str = "Budget status") -> None:
             out.print(f"{s['name']} {s['period']}: converted into {s['currency']} with "
                       f"{describe_rates(s['conversion'])}", highlight=False)
         if s.get("not_counted"):
-            out.print(f"{s['name']} {s['period']}: not counted: {budgets.describe_not_counted(s['not_counted'])}",
+            out.print(f"{s['name']} {s['period']}: not counted: {budgets.describe_not_counted(s['not_counted'], cents=True)}",
                       highlight=False)
 
 
