@@ -101,6 +101,10 @@ BAD = [
      "set: {team: x}}]", "a", "when.all[1].not.regex", "invalid character class range"),
     ("rules: [{name: a, set: {team: x}, effective_from: 2026-06-01, effective_to: 2026-05-01}]", "a",
      "effective_to", "must be after"),
+    ("rules: [{name: a, split: {proportional_to: {dimension: team, metric: ConsumedQuantity}}}]", "a",
+     "split.proportional_to.unit", "needs the unit its driver lines are in"),
+    ("rules: [{name: a, split: {proportional_to: {dimension: team, metric: BilledCost, unit: Hours}}}]", "a",
+     "split.proportional_to.unit", "only a usage metric"),
 ]
 
 
@@ -271,6 +275,42 @@ rules:
     assert reasons == [("unallocated", None, "rule shared: proportional split by team found no positive "
                                              "EffectiveCost driver in this billing period and currency")]
     assert_every_line_allocated_once(loaded)
+
+
+def test_a_usage_driver_splits_by_each_teams_quantity_in_one_unit(loaded):
+    """proportional_to a usage quantity: shares are each team's ConsumedQuantity of the `where` lines in the rule's
+    unit only (the sample's Compute lines are in Hours and in GB-Seconds, which must not be added)."""
+    doc = RULES.replace("proportional_to: {dimension: team, metric: EffectiveCost,",
+                        "proportional_to: {dimension: team, metric: ConsumedQuantity, unit: Hours,")
+    assert doc != RULES
+    engine.apply(loaded, doc)
+    drivers = dict(q(loaded, """SELECT a.team, sum(c.ConsumedQuantity) FROM cost_allocation a JOIN cost_and_usage c
+                                USING (x_LineId) WHERE c.ServiceCategory = 'Compute' AND c.ConsumedUnit = 'Hours'
+                                AND a.rule_name = 'by-owner' GROUP BY 1"""))
+    assert len(drivers) == 3 and all(d > 0 for d in drivers.values())
+    total = sum(drivers.values())
+    shares = dict(q(loaded, "SELECT DISTINCT team, share FROM cost_allocation WHERE rule_name = 'network-by-compute'"))
+    assert shares == {t: (d / total).quantize(Decimal("1e-18"), ROUND_HALF_UP) for t, d in drivers.items()}
+    # not the shares of the cost driver, nor of all Compute quantities with their units mixed
+    mixed = dict(q(loaded, """SELECT a.team, sum(c.ConsumedQuantity) FROM cost_allocation a JOIN cost_and_usage c
+                              USING (x_LineId) WHERE c.ServiceCategory = 'Compute' AND a.rule_name = 'by-owner'
+                              GROUP BY 1"""))
+    assert shares != {t: (d / sum(mixed.values())).quantize(Decimal("1e-18"), ROUND_HALF_UP) for t, d in mixed.items()}
+    for line_id, parts in _parts_by_line(loaded, "network-by-compute").items():
+        _assert_exact(parts, loaded, line_id, largest=max(drivers, key=drivers.get))
+    assert_every_line_allocated_once(loaded)
+    # explain shows the same drivers, with the unit
+    (line_id,) = q(loaded, "SELECT min(x_LineId) FROM cost_allocation WHERE rule_name = 'network-by-compute'")[0]
+    with loaded.warehouse.connect(read_only=True) as con:
+        split = engine.explain_line(loaded, con, line_id)["split"]
+    assert (split["metric"], split["unit"]) == ("ConsumedQuantity", "Hours")
+    assert {d["value"]: d["amount"] for d in split["drivers"]} == drivers and split["driver_total"] == total
+    # no line in the unit: unallocated, and the reason names the driver with its unit
+    engine.apply(loaded, doc.replace("unit: Hours", "unit: Parsecs"))
+    assert q(loaded, "SELECT count(*) FROM cost_allocation WHERE rule_name = 'network-by-compute'") == [(0,)]
+    reasons = {r for (r,) in q(loaded, "SELECT DISTINCT reason FROM cost_allocation WHERE reason LIKE '%network%'")}
+    assert reasons == {"rule network-by-compute: proportional split by team found no positive ConsumedQuantity in "
+                       "Parsecs driver in this billing period and currency"}
 
 
 # -- versions, effective dates, re-delivery --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from app.allocation.matcher import Matcher
 from app.allocation.rules import (
     BUILTIN_DIMENSIONS,
+    QUANTITY_METRICS,
     Even,
     Percent,
     Proportional,
@@ -197,7 +198,7 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list,
         reason = None
         if isinstance(r.split, Proportional):
             reason = (f"rule {r.name}: proportional split by {r.split.dimension} found no positive "
-                      f"{r.split.metric} driver in this billing period and currency")
+                      f"{r.split.driver} driver in this billing period and currency")
         info_rows.append(f"({i}, {lit(r.name)}, {lit(reason)})")
     info = ("SELECT * FROM (VALUES " + ", ".join(info_rows) + ") v(rule_idx, rule_name, no_driver)") if rules else (
         "SELECT CAST(NULL AS INTEGER) AS rule_idx, CAST(NULL AS VARCHAR) AS rule_name, "
@@ -222,15 +223,24 @@ def compile_allocation(doc: RuleDocument, version: int, periods: list,
     if props:
         any_where = " OR ".join(f"({w})" for w in wheres.values())
         w_cols = "".join(f", {w} AS __w{i}" for i, w in wheres.items())
+        # usage drivers: the quantity and its unit of each driver line (only the metrics some rule splits by)
+        quantities = sorted({r.split.metric for _, r in props if r.split.metric in QUANTITY_METRICS})
+        w_cols += "".join(f", c.{ident(q)}, c.{ident(QUANTITY_METRICS[q])}" for q in quantities)
         plain_dim = {d: (f"coalesce(t.{dim_cols[d]}, m.{ident('__tv_' + d)})" if d in tag_outcomes
                          else f"t.{dim_cols[d]}") for d in dims}
         ctes.append("driver_lines AS (SELECT m.*, " + ", ".join(f"{plain_dim[d]} AS {dim_cols[d]}" for d in dims)
                     + f" FROM ({matched(in_periods, w_cols, any_where)}) m "
                     "JOIN targets t ON t.rule_idx = m.rule_idx AND t.kind = 'set')")
+        def in_unit(r) -> str:
+            if r.split.unit is None:
+                return ""
+            return f" AND {ident(QUANTITY_METRICS[r.split.metric])} = {lit(r.split.unit)}"
+
         drivers = " UNION ALL ".join(
             f"SELECT {i} AS rule_idx, BillingPeriodStart, BillingCurrency, {dim_cols[r.split.dimension]} AS value, "
-            f"sum({ident(r.split.metric)}) AS amount FROM driver_lines WHERE __w{i} "
-            f"AND {dim_cols[r.split.dimension]} IS NOT NULL GROUP BY ALL HAVING sum({ident(r.split.metric)}) > 0"
+            f"sum({ident(r.split.metric)}) AS amount FROM driver_lines WHERE __w{i}"
+            f"{in_unit(r)} AND {dim_cols[r.split.dimension]} IS NOT NULL GROUP BY ALL "
+            f"HAVING sum({ident(r.split.metric)}) > 0"
             for i, r in props)
         ctes.append(f"drivers AS ({drivers})")
         ctes.append(

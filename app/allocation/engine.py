@@ -30,6 +30,7 @@ from app.allocation.matcher import choose_lookup_line_columns, lookup_line_colum
 from app.allocation.rules import (
     EMPTY,
     BUILTIN_DIMENSIONS,
+    QUANTITY_METRICS,
     Even,
     Percent,
     RuleDocument,
@@ -368,14 +369,21 @@ def _split_view(con, doc: RuleDocument, rule, period: datetime, currency: str) -
     drivers = []
     if plain:
         relation = line_relation(doc, tags, "c.BillingPeriodStart = ? AND c.BillingCurrency = ?")
+        cols = f"x_LineId AS lid, ({where}) AS w"
+        if split.unit is None:  # a cost driver: the plain rule's part (the whole line's amount)
+            amount, keep, params = f'a."{split.metric}"', "", []
+        else:  # a usage driver: the line's quantity, in the rule's unit only (a plain rule's line has one part)
+            cols += f', "{split.metric}" AS q, "{QUANTITY_METRICS[split.metric]}" AS u'
+            amount, keep, params = "c.q", " AND c.u = ?", [split.unit]
         rows = con.execute(
-            f"SELECT a.{value} AS v, sum(a.\"{split.metric}\") FROM {ALLOCATION_TABLE} a JOIN "
-            f"(SELECT x_LineId AS lid, {where} AS w FROM ({relation})) c ON c.lid = a.x_LineId "
-            f"WHERE c.w AND a.rule_name IN ({', '.join('?' for _ in plain)}) AND a.{value} IS NOT NULL "
-            "GROUP BY 1 ORDER BY 2 DESC, 1", [period, currency, *plain]).fetchall()
+            f"SELECT a.{value} AS v, sum({amount}) FROM {ALLOCATION_TABLE} a JOIN "
+            f"(SELECT {cols} FROM ({relation})) c ON c.lid = a.x_LineId "
+            f"WHERE c.w{keep} AND a.rule_name IN ({', '.join('?' for _ in plain)}) AND a.{value} IS NOT NULL "
+            "GROUP BY 1 ORDER BY 2 DESC, 1", [period, currency, *params, *plain]).fetchall()
         drivers = [{"value": v, "amount": a} for v, a in rows if a > 0]
     total = sum((d["amount"] for d in drivers), Decimal(0))
     return {"kind": "proportional", "dimension": split.dimension, "metric": split.metric,
+            **({"unit": split.unit} if split.unit else {}),
             "billing_period": _day(period), "currency": currency, "driver_total": total, "drivers": drivers}
 
 

@@ -127,8 +127,19 @@ class Percent:
 @dataclass(frozen=True)
 class Proportional:
     dimension: str
-    metric: str
+    metric: str  # a cost metric, or a usage quantity (QUANTITY_METRICS) of lines in `unit`
     where: Condition | None
+    unit: str | None = None  # for a usage quantity: only driver lines in this unit count
+
+    @property
+    def driver(self) -> str:
+        """The driver as people read it: `EffectiveCost`, `ConsumedQuantity in GB-Mo`."""
+        return f"{self.metric} in {self.unit}" if self.unit else self.metric
+
+
+# Usage drivers: a proportional split by the usage quantity of the lines `where` selects, in one unit (the unit
+# column of each quantity), e.g. shared storage cost by each team's GB-Mo.
+QUANTITY_METRICS = {"ConsumedQuantity": "ConsumedUnit", "PricingQuantity": "PricingUnit"}
 
 
 Split = Union[Even, Percent, Proportional]
@@ -516,23 +527,38 @@ class _Parser:
                 self.err(path, f"percentages sum to {total}, not 100")
                 ok = False
             return Percent(tuple(parts)) if ok else None
-        if not isinstance(body, dict) or "dimension" not in body or set(body) - {"dimension", "metric", "where"}:
-            self.err(path, "needs {dimension: NAME, metric: EffectiveCost, where: <condition>}")
+        if not isinstance(body, dict) or "dimension" not in body or set(body) - {"dimension", "metric", "where",
+                                                                                 "unit"}:
+            self.err(path, "needs {dimension: NAME, metric: EffectiveCost, where: <condition>} (a usage metric "
+                           "also needs unit: UNIT)")
             return None
         dim = body["dimension"]
         if dim not in self.dimensions:
             self.err(f"{path}.dimension", f"undeclared dimension {dim!r} (declared: {', '.join(self.dimensions)})")
             return None
-        metric = next((m for m in COST_METRICS if m.lower() == str(body.get("metric", "EffectiveCost")).lower()), None)
+        metrics = (*COST_METRICS, *QUANTITY_METRICS)
+        metric = next((m for m in metrics if m.lower() == str(body.get("metric", "EffectiveCost")).lower()), None)
         if metric is None:
-            self.err(f"{path}.metric", f"{body.get('metric')!r} is not one of {', '.join(COST_METRICS)}")
+            self.err(f"{path}.metric", f"{body.get('metric')!r} is not one of {', '.join(metrics)}")
+            return None
+        unit = body.get("unit")
+        if metric in QUANTITY_METRICS:
+            if not isinstance(unit, str) or not unit.strip():
+                self.err(f"{path}.unit", f"a split by {metric} needs the unit its driver lines are in "
+                                         f"({QUANTITY_METRICS[metric]}, e.g. GB-Mo or Hours): quantities in "
+                                         "different units do not add up")
+                return None
+            unit = unit.strip()
+        elif unit is not None:
+            self.err(f"{path}.unit", f"only a usage metric ({', '.join(QUANTITY_METRICS)}) takes a unit; "
+                                     f"{metric} is money in the billing currency")
             return None
         where = None
         if body.get("where") is not None:
             where = self.condition(body["where"], f"{path}.where")
             if where is None:
                 return None
-        return Proportional(dim, metric, where)
+        return Proportional(dim, metric, where, unit)
 
 
 def _scalar(v: Any) -> bool:
