@@ -146,3 +146,65 @@ def test_interrupted_delivery_is_settled_on_next_run(rt, samples):
     (settled,) = ledger(rt, id=d.id)
     assert settled.status == "loaded" and settled.landed_rows == 200
     assert again.loaded == [] and [u.id for u in again.unchanged] == [d.id]
+
+
+def test_parquet_lines_take_a_reserved_block_of_ids_and_csv_lines_take_the_sequence(rt, samples, tmp_path):
+    """A Parquet file's lines are numbered from a block of x_LineIds reserved for the file (the INSERT runs on
+    every core; StagedFile.line_count); CSV lines take nextval() one by one. Both come from one sequence: ids are
+    unique across sources and re-deliveries, and a re-delivered line gets a new id."""
+    import threading
+
+    import duckdb
+
+    from app.warehouse import _LINE_IDS
+
+    parquet = tmp_path / "aws.parquet"
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * FROM read_csv('{samples / AWS}', all_varchar = true)) TO '{parquet}' "
+                    "(FORMAT parquet)")
+    n = len(read_rows(samples / AWS))
+
+    def ids(source):
+        with rt.warehouse.connect(read_only=True) as con:
+            return [i for (i,) in con.execute("SELECT x_LineId FROM cost_and_usage WHERE x_SourceId = ? "
+                                              "ORDER BY x_LineId", [source]).fetchall()]
+
+    ingest(rt, "pq", str(parquet))
+    first = ids("pq")
+    assert len(first) == n and first == list(range(first[0], first[0] + n))  # one block, every id used once
+    ingest(rt, "csv", str(samples / AWS))
+    assert len(ids("csv")) == n and min(ids("csv")) > max(first)
+    # a re-delivery (one cost changed) replaces the rows: new ids from a new block
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * REPLACE (CASE WHEN BilledCost = (SELECT max(BilledCost) FROM "
+                    f"read_parquet('{parquet}')) THEN '0' ELSE BilledCost END AS BilledCost) FROM "
+                    f"read_parquet('{parquet}')) TO '{tmp_path / 'aws-v2.parquet'}' (FORMAT parquet)")
+    ingest(rt, "pq", str(tmp_path / "aws-v2.parquet"))
+    second = ids("pq")
+    assert len(second) == n and min(second) > max(ids("csv")) and second == list(range(second[0], second[0] + n))
+    with rt.warehouse.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) = count(DISTINCT x_LineId) FROM cost_and_usage").fetchone() == (True,)
+        # the block follows the file's row order: line k of the file has the block's k-th id
+        assert con.execute("SELECT count(*) FROM cost_and_usage c JOIN (SELECT file_row_number, BilledCost, "
+                           f"ResourceId FROM read_parquet('{tmp_path / 'aws-v2.parquet'}', file_row_number = true)) "
+                           "f ON c.x_LineId = ? + f.file_row_number WHERE c.x_SourceId = 'pq' AND "
+                           "c.ResourceId IS NOT DISTINCT FROM f.ResourceId", [second[0]]).fetchone() == (n,)
+    # while a nextval() INSERT holds the sequence, a reservation waits for it instead of interleaving
+    with rt.warehouse.connect() as con:
+        got = {}
+        _LINE_IDS.acquire()
+        t = threading.Thread(target=lambda: got.setdefault("first", reserve_line_ids_locked(con, 5)))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and not got  # blocked
+        con.execute("SELECT nextval('cost_line_id') FROM range(3)").fetchall()
+        _LINE_IDS.release()
+        t.join(10)
+        assert got["first"] > max(second) + 3
+
+
+def reserve_line_ids_locked(con, count):
+    from app.warehouse import _LINE_IDS, reserve_line_ids
+
+    with _LINE_IDS:
+        return reserve_line_ids(con.cursor(), count)

@@ -18,7 +18,7 @@ import duckdb
 from app.focus import DECIMAL_SQL, ENUMS, MANDATORY, PROVIDER_COLUMNS, Column, lookup
 
 _PROVIDER_BY_LOWER = {n.lower(): n for n in PROVIDER_COLUMNS}
-from app.warehouse import StagedFile, Totals
+from app.warehouse import LINE_COLUMN, StagedFile, Totals
 from connectors.base import IngestError, PeriodStats
 from connectors.focus.reader import OpenedFile, first_line, quote_ident, quote_str
 
@@ -264,6 +264,10 @@ def staged_select(plan: FilePlan) -> StagedFile:
         exprs.append(f"{expr} AS {quote_ident(name)}")
     for name, source in plan.provider_columns.items():
         exprs.append(f"NULLIF(trim(CAST({quote_ident(source)} AS VARCHAR)), '') AS {quote_ident(name)}")
+    if plan.opened.kind == "parquet" and plan.opened.rows:  # lines numbered in parallel (StagedFile.line_count)
+        exprs.append(f"file_row_number AS {LINE_COLUMN}")
+        return StagedFile(plan.opened.uri, f"SELECT {', '.join(exprs)} FROM {plan.opened.relation}",
+                          line_count=plan.opened.rows)
     return StagedFile(plan.opened.uri, f"SELECT {', '.join(exprs)} FROM {plan.opened.relation}")
 
 

@@ -42,6 +42,7 @@ class OpenedFile:
     columns: dict[str, str]  # name -> DuckDB type, in file order
     row_number: str  # expression giving the 1-based data-row number, for diagnostics
     notes: list[str] = field(default_factory=list)
+    rows: int | None = None  # the data-row count, when the format tells it without a scan (Parquet metadata)
 
     def ordered_relation(self) -> str:
         """The relation with a __row column, read in file order (slow; for diagnostics only)."""
@@ -135,7 +136,7 @@ def _open_parquet(con: duckdb.DuckDBPyConnection, file: LocalFile) -> OpenedFile
     if rows == 0:
         raise IngestError("file has a schema but no data rows", file=file.uri)
     # Hide DuckDB's row-number column from the mapping; keep it for diagnostics.
-    return OpenedFile(file.uri, "parquet", relation, columns, "file_row_number + 1")
+    return OpenedFile(file.uri, "parquet", relation, columns, "file_row_number + 1", rows=rows)
 
 
 def first_line(exc: Exception) -> str:
