@@ -170,7 +170,8 @@ def month_figures(con: duckdb.DuckDBPyConnection, month: str, by: str, metrics: 
 def in_currency(doc: dict, totals: dict[str, dict], rates: RateTable) -> dict:
     """The month_figures document in `rates.target`: each row converted with finance's rate for the month and rows
     equal but for their billing currency merged; the reconciliation converted (the per-currency one kept under
-    `billing_currencies`, `rounding_difference` zero unless a product needed more than 18 decimal places); the
+    `billing_currencies`, where `reconciled` is checked exactly; `rounding_difference`: the converted groups minus
+    the converted warehouse total, a few units of 1e-18 when rows carry 18 decimal places); the
     rates used under `conversion`. QueryError("currency") names every missing rate."""
     month, metrics, target = doc["month"], doc["metrics"], rates.target
     currencies = {r["currency"] for r in doc["rows"]} | set(totals)
@@ -179,7 +180,7 @@ def in_currency(doc: dict, totals: dict[str, dict], rates: RateTable) -> dict:
         raise QueryError("currency", rates.describe_missing(missing))
     merged: dict[tuple, dict] = {}
     for r in doc["rows"]:
-        key = (r["group"], r["unallocated"], r.get("label"))
+        key = (r["group"], r["unallocated"])  # an account's name may differ between currencies: the first one
         row = merged.setdefault(key, {**r, "currency": target, **{m: Decimal(0) for m in metrics}})
         for m in metrics:
             row[m] += rates.convert(Decimal(r[m]), r["currency"], month)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.control import Delivery
 from app.ingest import SourceConflict, ingest
-from app.warehouse import PeriodLoad, ReconciliationError, StagedFile, Totals, Warehouse
+from app.warehouse import FileLoadError, PeriodLoad, ReconciliationError, StagedFile, Totals, Warehouse
 from connectors.base import IngestError
 from tests.helpers import read_rows, sums, write_csv
 
@@ -189,6 +189,22 @@ def test_parquet_lines_take_a_reserved_block_of_ids_and_csv_lines_take_the_seque
                            f"ResourceId FROM read_parquet('{tmp_path / 'aws-v2.parquet'}', file_row_number = true)) "
                            "f ON c.x_LineId = ? + f.file_row_number WHERE c.x_SourceId = 'pq' AND "
                            "c.ResourceId IS NOT DISTINCT FROM f.ResourceId", [second[0]]).fetchone() == (n,)
+    # a line number outside the reserved block (the file changed after it was opened) fails the load, naming the
+    # file, instead of giving two lines one id; nothing of the delivery stays
+    before = warehouse_totals(rt)
+    staged = StagedFile("changed.parquet", "SELECT * EXCLUDE (x_SourceId, x_DeliveryId, x_IngestedAt, x_SourceFile, "
+                                           "x_LineId), row_number() OVER () - 1 AS __line FROM cost_and_usage "
+                                           "WHERE x_SourceId = 'pq'", line_count=n - 1)
+    load = PeriodLoad("d-x", datetime(2026, 5, 1, tzinfo=timezone.utc), Totals(n, Decimal(0), Decimal(0)))
+    with rt.warehouse.connect() as con:
+        with pytest.raises(FileLoadError, match=f"changed.parquet.*outside the {n - 1} lines"):
+            rt.warehouse.replace_deliveries(con, "pq2", [load], [staged])
+    assert warehouse_totals(rt) == before
+    # a path DuckDB would read as a glob is numbered with nextval() (file_row_number restarts in every match)
+    odd = tmp_path / "aws[1].parquet"
+    odd.write_bytes(parquet.read_bytes())
+    ingest(rt, "glob", str(odd))
+    assert len(set(ids("glob"))) == n and min(ids("glob")) > max(ids("pq"))
     # while a nextval() INSERT holds the sequence, a reservation waits for it instead of interleaving
     with rt.warehouse.connect() as con:
         got = {}

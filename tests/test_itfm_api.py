@@ -160,6 +160,7 @@ def test_monthly_totals_and_the_itfm_export_in_one_currency(loaded):
         assert sum(D(r["effective"]) for r in rows if r["row_type"] == "cost") == D(rec["EffectiveCost"]["warehouse"])
         (budget,) = [r for r in rows if r["row_type"] == "budget"]
         assert D(budget["budget"]) == D("108.50") and D(budget["effective"]) == D("43.40")  # 40.00 EUR actual
+        assert budget["forecast"] and D(budget["variance"]) == D(budget["forecast"]) - D(budget["budget"])
 
 
 def test_tbm_mapping_is_overridable(loaded, tmp_path, monkeypatch):

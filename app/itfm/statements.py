@@ -11,8 +11,8 @@ every call (app.finance.ReconciliationError otherwise). Everything is summed in 
 In one reporting currency (`rates`): the statements are first built and reconciled per billing currency as above,
 then each line is converted with finance's rate for the billing month (RateTable.convert: half-up to 18 places)
 and a group's statements in different currencies become one; the `reconciliation` then also compares the converted
-statements with the converted warehouse totals (`rounding_difference`: zero unless a product needed more than 18
-decimal places). A missing rate is a QueryError naming the currencies.
+statements with the converted warehouse totals (`rounding_difference`: each converted line is rounded to 18 places,
+so a few units of 1e-18 when lines carry 18 places; `reconciled` is the exact per-currency check). A missing rate is a QueryError naming the currencies.
 """
 from __future__ import annotations
 
@@ -242,8 +242,13 @@ def _export_in_currency(rows: list[dict], budget_rows: list[dict], month: str, r
         row = merged.setdefault(key, {**r, "currency": rates.target, "billed": ZERO, "effective": ZERO})
         row["billed"] += rates.convert(r["billed"], r["currency"], month)
         row["effective"] += rates.convert(r["effective"], r["currency"], month)
-    budgets = [{**r, "currency": rates.target, **{k: None if r[k] is None else rates.convert(r[k], r["currency"], month)
-                                                   for k in amounts}} for r in budget_rows]
+    budgets = []
+    for r in budget_rows:  # each amount at the rate from the budget's currency; variance = forecast - budget again
+        b = {**r, "currency": rates.target,
+             **{k: None if r[k] is None else rates.convert(r[k], r["currency"], month) for k in amounts}}
+        if b["forecast"] is not None and b["budget"] is not None:
+            b["variance"] = b["forecast"] - b["budget"]
+        budgets.append(b)
     return list(merged.values()) + budgets
 
 

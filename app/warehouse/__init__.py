@@ -299,7 +299,11 @@ class Warehouse(ReadServing):
                 if staged.line_count is not None:
                     with _LINE_IDS:
                         first = reserve_line_ids(con, staged.line_count)
-                    columns, line_id = f"s.* EXCLUDE ({LINE_COLUMN})", f"{int(first)} + s.{LINE_COLUMN}"
+                    n = int(staged.line_count)
+                    columns = f"s.* EXCLUDE ({LINE_COLUMN})"
+                    line_id = (f"CASE WHEN s.{LINE_COLUMN} >= 0 AND s.{LINE_COLUMN} < {n} THEN {int(first)} + "
+                               f"s.{LINE_COLUMN} ELSE error('line number ' || s.{LINE_COLUMN} || ' is outside the "
+                               f"{n} lines the file had when it was opened') END")
                     hold = nullcontext()
                 else:  # nextval() as the INSERT goes: no block can be reserved meanwhile
                     columns, line_id, hold = "s.*", f"nextval('{LINE_ID_SEQUENCE}')", _LINE_IDS

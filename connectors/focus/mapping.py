@@ -264,7 +264,9 @@ def staged_select(plan: FilePlan) -> StagedFile:
         exprs.append(f"{expr} AS {quote_ident(name)}")
     for name, source in plan.provider_columns.items():
         exprs.append(f"NULLIF(trim(CAST({quote_ident(source)} AS VARCHAR)), '') AS {quote_ident(name)}")
-    if plan.opened.kind == "parquet" and plan.opened.rows:  # lines numbered in parallel (StagedFile.line_count)
+    # Lines numbered in parallel (StagedFile.line_count) when the relation reads exactly one file: DuckDB reads
+    # *, ? and [ in a path as a glob, and file_row_number starts again in every file it matches.
+    if plan.opened.kind == "parquet" and plan.opened.rows and not re.search(r"[*?\[]", plan.opened.uri):
         exprs.append(f"file_row_number AS {LINE_COLUMN}")
         return StagedFile(plan.opened.uri, f"SELECT {', '.join(exprs)} FROM {plan.opened.relation}",
                           line_count=plan.opened.rows)
