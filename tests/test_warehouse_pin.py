@@ -186,3 +186,25 @@ def test_a_read_longer_than_the_idle_time_keeps_its_pin_and_answer(warehouse, mo
     assert warehouse.read_through(("slow",), slow, size=lambda v: 8) == 0
     assert warehouse.read_through(("slow",), slow, size=lambda v: 8) == 0
     assert len(calls) == 1
+
+
+def test_per_epoch_facts_are_asked_once_per_pinned_instance(warehouse):
+    """Warehouse.per_epoch (e.g. whether the rollups are current, asked by every cost query): computed once while
+    the pinned instance stays open, again after any write, every time without a pin; whatever the cache budget."""
+    warehouse.cache_limit_bytes = 0
+    calls: list = []
+
+    def fact():
+        with warehouse.connect(read_only=True) as con:
+            return warehouse.per_epoch("probe", con, lambda c: calls.append(1) or c.execute(
+                "SELECT v FROM pin_probe").fetchone()[0])
+
+    assert [fact() for _ in range(4)] == [0] * 4 and len(calls) == 1
+    with warehouse.connect() as con:
+        con.execute("CREATE OR REPLACE TABLE pin_probe AS SELECT 6::INTEGER AS v")
+    assert fact() == 6 and fact() == 6 and len(calls) == 2
+    write_from_another_process(warehouse, 8)
+    assert read(warehouse) == 8
+    assert fact() == 8 and len(calls) == 3
+    warehouse.keep_readers_open(False)
+    assert fact() == 8 and fact() == 8 and len(calls) == 5

@@ -46,6 +46,7 @@ class ReadServing:
         self._cache_bytes = 0
         self._cache_lock = threading.Lock()
         self.cache_limit_bytes = 0  # 0: read_through computes every time
+        self._facts: dict[str, tuple[int, object]] = {}  # per_epoch: key -> (epoch, value)
 
     def keep_readers_open(self, enabled: bool = True) -> None:
         """Pin a read-only instance while serving (see _init_reads); disabling releases it. A watcher thread lets
@@ -116,6 +117,23 @@ class ReadServing:
         with self._pin_lock:
             self._reading -= 1
             self._last_read = time.monotonic()
+
+    def per_epoch(self, key: str, con: duckdb.DuckDBPyConnection,
+                  compute: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
+        """compute(con) for a connection `read_through` (or connect) just opened, remembered for as long as the pinned
+        instance it reads stays open (computed every time when not pinned): small facts every read needs, such as
+        whether the rollups are current, which cannot change while the pin holds the file."""
+        epoch = self._local.epoch
+        if epoch is None:
+            return compute(con)
+        with self._cache_lock:
+            hit = self._facts.get(key)
+            if hit is not None and hit[0] == epoch:
+                return hit[1]
+        value = compute(con)
+        with self._cache_lock:
+            self._facts[key] = (epoch, value)
+        return value
 
     def read_through(self, key: tuple, compute: Callable[[duckdb.DuckDBPyConnection], object],
                      size: Callable[[object], int] = len) -> object:

@@ -14,8 +14,9 @@ from app.api.auth import scope
 from app.api.deps import get_runtime
 from app.runtime import Runtime
 from app.api.problems import PROBLEM_RESPONSES
-from app.costs import DEFAULT_METRIC, MAX_ROWS, parse_query, run_query
+from app.costs import DEFAULT_METRIC, MAX_ROWS, parse_query, rollup_covers, run_query
 from app.currency import RateTable
+from app.rollups import fresh
 
 router = APIRouter(tags=["costs"])
 
@@ -105,7 +106,9 @@ def get_costs(
     rates = RateTable.for_currency(rt, q.currency)
 
     def answer(con: duckdb.DuckDBPyConnection) -> bytes:
-        result = run_query(con, q, team_scope, rates=rates)
+        # whether the rollups are current is the same for every query of one pinned instance: asked once per epoch
+        rollups = rollup_covers(q) and bool(rt.warehouse.per_epoch("rollups-fresh", con, fresh))
+        result = run_query(con, q, team_scope, rollups=rollups, rates=rates)
         if format == "csv":
             return result.to_csv().encode()
         return json.dumps(result.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
