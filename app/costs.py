@@ -380,6 +380,14 @@ def run_query(con: duckdb.DuckDBPyConnection, q: CostQuery, scope: Scope = None,
     return CostResult(q, rows, totals, truncated)
 
 
+def require_rates(rates: RateTable, currencies, month: str) -> None:
+    """QueryError("currency") naming every one of `currencies` without a rate into `rates.target` for `month`: the
+    check a one-month report (statements, monthly totals, the ITFM export) makes before it converts anything."""
+    missing = rates.missing((c, month) for c in currencies)
+    if missing:
+        raise QueryError("currency", rates.describe_missing(missing))
+
+
 def convert(result: CostResult, rates: RateTable, month_sums: list[tuple] | None = None) -> CostResult:
     """`result` in `rates.target`: each row's cost x the rate of its month and billing currency, rounded half-up to
     18 decimal places; rows equal but for their currency merged (and re-ordered by period, cost descending, groups);

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.allocation.compile import ALLOCATION_TABLE
 from app.control import ClosedMonth, Delivery, utcnow
-from app.costs import QueryError, money_str
+from app.costs import QueryError, money_str, require_rates
 from app.currency import RateTable
 from app.warehouse import COST_TABLE
 
@@ -175,9 +175,7 @@ def in_currency(doc: dict, totals: dict[str, dict], rates: RateTable) -> dict:
     rates used under `conversion`. QueryError("currency") names every missing rate."""
     month, metrics, target = doc["month"], doc["metrics"], rates.target
     currencies = {r["currency"] for r in doc["rows"]} | set(totals)
-    missing = rates.missing((c, month) for c in currencies)
-    if missing:
-        raise QueryError("currency", rates.describe_missing(missing))
+    require_rates(rates, currencies, month)
     merged: dict[tuple, dict] = {}
     for r in doc["rows"]:
         key = (r["group"], r["unallocated"])  # an account's name may differ between currencies: the first one

@@ -509,15 +509,15 @@ def statuses(con: duckdb.DuckDBPyConnection, budgets: list[Budget], as_of: date 
         forecasts: dict[tuple, tuple[Forecast | None, str | None]] = {}
         for k, h in horizons.items():
             ser, history = counted(k)
-            what = f"{scopes[k[0]].key()}" + (" after the last day without an exchange rate" if k[2] else "")
             if h <= 0:
                 forecasts[k] = (None, None)
             elif ser is None:
                 forecasts[k] = (None, f"no {metric} in {k[1]} for {scopes[k[0]].key()}: nothing to forecast from")
             elif ser.end < through:
                 forecasts[k] = (None, f"no data for {scopes[k[0]].key()} after {ser.end}")
-            elif history is None:
-                forecasts[k] = (None, f"no data for {what}: nothing to forecast from")
+            elif history is None:  # a converting budget whose last day of data could not be converted
+                forecasts[k] = (None, f"no data for {scopes[k[0]].key()} after the last day without an exchange "
+                                      "rate: nothing to forecast from")
             elif h > MAX_HORIZON_DAYS:
                 forecasts[k] = (None, f"the period ends {h} days after the data; forecasts reach {MAX_HORIZON_DAYS}")
             else:

@@ -69,14 +69,14 @@ def convert_series(by_currency: dict[str, DailySeries], rates: RateTable) -> Con
             for i, (u, c) in enumerate(zip(s.usage, s.calendar)):
                 if cur != target:
                     day = s.day(i)
-                    found = rates.rates.get((cur, f"{day.year:04d}-{day.month:02d}"))
+                    month = f"{day.year:04d}-{day.month:02d}"
+                    found = rates.rates.get((cur, month))
                     if found is None:
                         if u or c:
                             out.left_out.setdefault(cur, {})[day] = u + c
                         continue
                     if not (u or c):
                         continue
-                    month = f"{day.year:04d}-{day.month:02d}"
                     out.used[(cur, month)] = found
                     u, c = rates.convert(u, cur, month), rates.convert(c, cur, month)
                 usage[offset + i] += u

@@ -23,7 +23,7 @@ from decimal import Decimal
 import duckdb
 
 from app.allocation.compile import ALLOCATION_TABLE
-from app.costs import QueryError, money_str
+from app.costs import QueryError, money_str, require_rates
 from app.currency import RateTable
 from app.finance import ReconciliationError, parse_month, warehouse_totals
 from app.itfm import tbm
@@ -123,9 +123,7 @@ def _in_one_currency(groups: dict, recon: list[dict], totals: dict, month: str, 
     line keeping its `billing_currency`), the reconciliation in the target beside the per-currency one, and the
     conversion block (rates used)."""
     currencies = {c for _, c in groups} | set(totals)
-    missing = rates.missing((c, month) for c in currencies)
-    if missing:
-        raise QueryError("currency", rates.describe_missing(missing))
+    require_rates(rates, currencies, month)
     target = rates.target
     out: dict[tuple, dict] = {}
     for (g, cur), st in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")):
@@ -232,9 +230,7 @@ def export_rows(con: duckdb.DuckDBPyConnection, month: str, budget_rows: list[di
 
 
 def _export_in_currency(rows: list[dict], budget_rows: list[dict], month: str, rates: RateTable) -> list[dict]:
-    missing = rates.missing((r["currency"], month) for r in rows + budget_rows)
-    if missing:
-        raise QueryError("currency", rates.describe_missing(missing))
+    require_rates(rates, {r["currency"] for r in rows + budget_rows}, month)
     amounts = ("billed", "effective", "budget", "forecast", "variance")
     merged: dict[tuple, dict] = {}
     for r in rows:
